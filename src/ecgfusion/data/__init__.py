@@ -1,0 +1,1 @@
+"""Data: PhysioNet readers, beat segmenters, labels, split protocols and the Parquet cache."""
