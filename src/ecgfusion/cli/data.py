@@ -30,11 +30,20 @@ def prepare(
     data_root: DataRoot = None,
     cache_dir: CacheDir = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
+    sampling_rate: Annotated[
+        int, typer.Option("--sampling-rate", help="ptbxl only: 100 (records100) or 500 Hz.")
+    ] = 100,
 ) -> None:
-    """Cut the beats of a database into the Parquet cache and print the class table."""
+    """Cut the beats of a database into the Parquet cache and print the class table.
+
+    `ptbxl` prepares the record-level PTB-XL set (12 leads, metadata) of the multimodal model.
+    """
     from ecgfusion.data.cache import prepare_beats
 
     start = time.perf_counter()
+    if dataset == "ptbxl":
+        _prepare_ptbxl_records(data_root, cache_dir, sampling_rate, force, start)
+        return
     beats, path, reused = prepare_beats(
         dataset, method, split_records(records), data_root, cache_dir, progress=True, force=force
     )
@@ -60,7 +69,22 @@ def prepare(
     }
     if dataset == "mitdb" and other_leads:
         console.print(f"records without MLII, first lead used instead: {other_leads}")
+    if dataset == "ptbxl-beats":
+        from ecgfusion.data.ptbxl import ptbxl_beats_table
+
+        console.print("\n".join(meta.get("report", [])), markup=False)
+        console.print(ptbxl_beats_table(beats), markup=False)
     console.print(f"{'reused' if reused else 'wrote'} {path} in {seconds:.1f} s")
+
+
+def _prepare_ptbxl_records(data_root, cache_dir, sampling_rate, force, start) -> None:
+    from ecgfusion.data.ptbxl import prepare_ptbxl_records
+
+    records, path, report = prepare_ptbxl_records(
+        data_root, cache_dir, sampling_rate=sampling_rate, force=force, progress=True
+    )
+    console.print(report, markup=False)
+    console.print(f"{len(records.ecg_id)} records -> {path} in {time.perf_counter() - start:.1f} s")
 
 
 @data_app.command("verify")

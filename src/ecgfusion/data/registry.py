@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecgfusion.data.beats import BeatSet
-from ecgfusion.data.labels import AAMI_CLASSES
+from ecgfusion.data.labels import AAMI_CLASSES, PTB_CLASSES
 from ecgfusion.data.mitdb import build_mitdb_beats
+from ecgfusion.data.ptbxl import build_ptbxl_beats
 from ecgfusion.errors import DataError
 
 BeatBuilder = Callable[[Path, str, "list[str] | None", bool], BeatSet]
@@ -30,6 +31,13 @@ BEAT_DATASETS: dict[str, BeatDataset] = {
         AAMI_CLASSES,
         build_mitdb_beats,
         "MIT-BIH Arrhythmia, lead MLII, every annotated beat, 5 AAMI classes",
+    ),
+    "ptbxl-beats": BeatDataset(
+        "ptbxl-beats",
+        "ptbxl",
+        PTB_CLASSES,
+        build_ptbxl_beats,
+        "PTB-XL lead II, XQRS R peaks, normal (NORM only) vs abnormal (the paper's PTB task)",
     ),
 }
 

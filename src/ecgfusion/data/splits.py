@@ -61,8 +61,9 @@ class Split:
         lines = [f"protocol: {self.label}", f"seed: {self.seed}"]
         if self.rebalance:
             lines.append(f"training part re-balanced: {self.rebalance}")
+        widths = [max(8, len(c) + 1) for c in names]
         header = f"{'part':<6}{'beats':>9}{'records':>9}{'patients':>9}" + "".join(
-            f"{c:>8}" for c in names
+            f"{c:>{w}}" for c, w in zip(names, widths, strict=True)
         )
         lines.append(header)
         for name, idx in self.parts().items():
@@ -70,7 +71,7 @@ class Split:
             lines.append(
                 f"{name:<6}{len(idx):>9}{len(np.unique(self.beats.record[idx])):>9}"
                 f"{len(np.unique(self.beats.patient[idx])):>9}"
-                + "".join(f"{counts[c]:>8}" for c in names)
+                + "".join(f"{counts[c]:>{w}}" for c, w in zip(names, widths, strict=True))
             )
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
