@@ -1,0 +1,1 @@
+"""Training: schedules, the Lightning module and the trainer loop."""
