@@ -1,0 +1,124 @@
+"""`ecgfusion train CONFIG` and `ecgfusion evaluate RUN_DIR`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ecgfusion.cli.common import console
+from ecgfusion.errors import ConfigError
+
+
+def default_run_dir(config_path: Path) -> Path:
+    return Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _metrics_table(title: str, metrics: dict[str, Any]) -> Table:
+    from ecgfusion.evaluation.metrics import METRIC_NAMES, headline
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in headline(metrics).items():
+        table.add_row(METRIC_NAMES[key], "n/a" if value is None else f"{value:.4f}")
+    return table
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    from ecgfusion.evaluation.metrics import METRIC_NAMES
+
+    table = Table(title=f"{summary['model']} — {summary['data']['split_label']}")
+    table.add_column("metric")
+    table.add_column(f"mean ± std ({len(summary['seeds'])} seeds)", justify="right")
+    for key, ms in summary["metrics"].items():
+        table.add_row(METRIC_NAMES[key], f"{ms['mean']:.4f} ± {ms['std']:.4f}")
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_command(
+        config: Annotated[
+            Path | None, typer.Argument(help="Run config YAML (see configs/).", show_default=False)
+        ] = None,
+        set_: Annotated[
+            list[str] | None,
+            typer.Option("--set", help="Override a config key: --set optim.lr=1e-3 (repeatable)."),
+        ] = None,
+        run_dir: Annotated[
+            Path | None,
+            typer.Option("--run-dir", help="Run folder (default: runs/<config>-<timestamp>)."),
+        ] = None,
+        resume: Annotated[
+            Path | None,
+            typer.Option("--resume", help="Continue the run in this folder from its last epoch."),
+        ] = None,
+        runs: Annotated[
+            int | None,
+            typer.Option("--runs", min=1, help="Repeat over N seeds (trainer.seed, +1, ...)."),
+        ] = None,
+    ) -> None:
+        """Train a model from a run config and write metrics, report and plots to the run folder."""
+        from ecgfusion.training.config import CONFIG_FILE, load_config
+        from ecgfusion.training.trainer import train
+
+        if resume is not None:
+            if config is not None or run_dir is not None or runs is not None:
+                raise ConfigError(
+                    "--resume RUN_DIR reads the run's own config.yaml; do not also give CONFIG, "
+                    "--run-dir or --runs"
+                )
+            if not resume.is_dir():
+                raise ConfigError(f"--resume {resume}: run folder does not exist")
+            cfg = load_config(resume / CONFIG_FILE, set_ or [])
+            target = resume
+        else:
+            if config is None:
+                raise ConfigError("give a run config (e.g. configs/cnn_2d_mitdb.yaml) or --resume")
+            cfg = load_config(config, set_ or [])
+            if runs is not None:
+                cfg.seeds = [cfg.trainer.seed + i for i in range(runs)]
+            target = run_dir or default_run_dir(config)
+        console.print(f"run folder: {target}")
+        result = train(cfg, target, resume=resume is not None)
+        if "summary" in result:
+            console.print(_summary_table(result["summary"]))
+            console.print(f"wrote {target / 'summary.md'} and one folder per seed")
+            return
+        console.print(
+            _metrics_table(f"{cfg.model.name} — {result['data']['split_label']}", result["metrics"])
+        )
+        timing = result["timing"]
+        console.print(
+            f"trained {timing['epochs_trained']} epoch(s) in {timing['train_seconds']:.1f} s; "
+            f"test {result['metrics']['n']} beats at {timing['test_samples_per_second']} beats/s "
+            f"on {timing['device']}"
+        )
+        console.print(f"wrote {target / 'metrics.json'}, report.md, plots and model.pt")
+
+    @app.command("evaluate")
+    def evaluate_command(
+        run_dir: Annotated[Path, typer.Argument(help="A run folder written by `ecgfusion train`.")],
+    ) -> None:
+        """Recompute a run's test metrics from its model.pt and check them against metrics.json."""
+        from ecgfusion.training.trainer import evaluate
+
+        result = evaluate(run_dir)
+        runs = result.get("runs", {None: result})
+        failed = []
+        for seed, res in runs.items():
+            where = run_dir if seed is None else run_dir / f"seed_{seed}"
+            console.print(_metrics_table(f"{where} — {res['split_label']}", res["metrics"]))
+            if res["reproduced"] is None:
+                console.print("no metrics.json to compare with")
+            elif res["reproduced"]:
+                console.print("reproduces metrics.json exactly")
+            else:
+                failed.append(str(where))
+        if failed:
+            console.print(f"[red]differs from metrics.json:[/red] {', '.join(failed)}")
+            raise typer.Exit(1)

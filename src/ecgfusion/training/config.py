@@ -1,0 +1,332 @@
+"""Run configs: one YAML file per run, validated before any work starts.
+
+Every mistake a user can make in a config (a typo in a key, a string where a number belongs, a
+learning rate of zero) must fail in the first second with the key's path and what is allowed, not
+after an hour of data preparation. Hence pydantic models with ``extra="forbid"`` everywhere, and
+``--set a.b=value`` overrides checked against the same schema.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ecgfusion.errors import ConfigError
+from ecgfusion.io import atomic_write_text
+
+CONFIG_FILE = "config.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    dataset: str = "mitdb"
+    method: Literal["kachuee", "centered"] = "kachuee"
+    protocol: Literal["beat-random", "patient-disjoint", "inter-patient", "strat-fold"] = (
+        "beat-random"
+    )
+    seed: int = 0
+    #: A subset of records (tests, quick runs); None means the whole database.
+    records: list[str] | None = None
+    #: Random cap on the whole beat set before splitting (quick runs and tests only: it thins
+    #: every part, the test part included).
+    max_beats: int | None = Field(default=None, ge=1)
+    #: Random cap on the training part only, so validation and test stay untouched.
+    max_train_beats: int | None = Field(default=None, ge=1)
+    #: "reduced": ecgfusion.data.splits' down-sampling of the training part (the reproduction's
+    #: "MIT-BIH reduced"); val/test stay as they are.
+    rebalance: Literal["reduced"] | None = None
+    data_root: str | None = None
+    cache_dir: str | None = None
+
+    @field_validator("records", mode="before")
+    @classmethod
+    def _records_as_strings(cls, value: Any) -> Any:
+        # YAML reads `records: [100, 119]` as ints; record names are strings.
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        known = known_datasets()
+        if known and value not in known:
+            raise ValueError(f"Input should be one of {', '.join(repr(k) for k in known)}")
+        return value
+
+
+class BackbonesConfig(_Strict):
+    """Run folders (or their model.pt files) of the two trained backbones of a fusion model."""
+
+    backbone_1d: str
+    backbone_2d: str
+
+
+class ModelConfig(_Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    backbones: BackbonesConfig | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _no_reserved_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = {"n_samples", "sampling_rate", "backbone_1d", "backbone_2d"} & set(value)
+        if reserved:
+            raise ValueError(
+                f"{', '.join(sorted(reserved))} come from the data or model.backbones, "
+                "not from model.params"
+            )
+        return value
+
+
+class OptimConfig(_Strict):
+    name: Literal["adam", "adamw", "adamax", "sgd"] = "adam"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = Field(default=0.0, ge=0)
+    scheduler: Literal["noam", "cosine"] | None = None
+    #: Noam warm-up in optimiser steps and its d_model (the transformer width).
+    warmup: int = Field(default=4000, ge=1)
+    d_model: int = Field(default=128, ge=1)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError("both betas must be in [0, 1)")
+        return value
+
+
+class EarlyStoppingConfig(_Strict):
+    patience: int = Field(default=5, ge=1)
+    monitor: Literal["val_macro_f1", "val_loss", "val_acc"] = "val_macro_f1"
+
+
+class TrainerConfig(_Strict):
+    max_epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    eval_batch_size: int = Field(default=1024, ge=1)
+    early_stopping: EarlyStoppingConfig | None = None
+    seed: int = 0
+    deterministic: bool = True
+    num_threads: int | None = Field(default=None, ge=1)
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    precision: Literal["32", "bf16-mixed"] = "32"
+    log_every_n_steps: int = Field(default=50, ge=1)
+    tensorboard: bool = False
+    class_weights: bool = True
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_string(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class RunConfig(_Strict):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    #: Repeat the run once per seed (trainer.seed is replaced), as the paper reports mean ± std.
+    seeds: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _seeds_unique(self) -> RunConfig:
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError("seeds must be a non-empty list of distinct integers")
+        return self
+
+    def with_seed(self, seed: int) -> RunConfig:
+        """The single-seed config of one repeat."""
+        out = self.model_copy(deep=True)
+        out.trainer.seed = seed
+        out.seeds = None
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def known_datasets() -> tuple[str, ...]:
+    """Dataset names the data registry knows (empty while the registry is not importable)."""
+    try:
+        from ecgfusion.data.registry import BEAT_DATASETS
+    except ImportError:
+        return ()
+    return tuple(BEAT_DATASETS)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-4`` as a float: YAML 1.1 wants ``1.0e-4`` and yields a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    # pydantic puts the union member or tag into loc (e.g. 'list[str]'); keep the key path only.
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif isinstance(item, str) and not re.search(r"[\[\]()]", item):
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(top level)"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (sub)model that holds the unknown key at ``loc``."""
+    current: Any = model
+    for item in loc[:-1]:
+        current = _field_model(current, item) if isinstance(item, str) else None
+        if current is None:
+            return []
+    return list(current.model_fields) if isinstance(current, type) else []
+
+
+def _field_model(model: Any, name: str) -> type[BaseModel] | None:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    field = model.model_fields.get(name)
+    if field is None:
+        return None
+    return _unwrap_model(field.annotation)
+
+
+def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _unwrap_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _validation_message(exc: ValidationError, source: str) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    path = _format_loc(first["loc"])
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(RunConfig, first["loc"])
+        msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
+    elif first["type"] == "missing":
+        msg = "required key is missing"
+    else:
+        msg = first["msg"].removeprefix("Value error, ")
+        if "input" in first and not isinstance(first["input"], dict | list):
+            msg += f" (got {first['input']!r})"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{source}: {path}: {msg}{more}"
+
+
+def _require_mapping(raw: Any, source: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        kind = type(raw).__name__
+        raise ConfigError(f"{source}: a run config must be a YAML mapping (key: value), not {kind}")
+    return raw
+
+
+def validate_config(raw: Any, source: str = "config") -> RunConfig:
+    _require_mapping(raw, source)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(exc, source)) from None
+
+
+def _check_override_path(parts: list[str], text: str) -> None:
+    """Refuse override paths the schema does not have (free-form dicts like model.params aside)."""
+    model: Any = RunConfig
+    for depth, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(
+                f"--set {text}: unknown key {where}; allowed keys here: {', '.join(fields)}"
+            )
+        annotation = fields[part].annotation
+        sub = _unwrap_model(annotation)
+        if sub is None:
+            is_dict = typing.get_origin(annotation) is dict or annotation is dict
+            if depth < len(parts) - 1 and not is_dict:
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"--set {text}: {where} is a value, it has no sub-keys")
+            return
+        model = sub
+
+
+def apply_override(raw: dict[str, Any], text: str) -> None:
+    """Apply one ``a.b=value`` override in place; the value is read as YAML (1e-3, true, [1, 2])."""
+    key, sep, value_text = text.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or not key or any(not p for p in parts):
+        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. --set optim.lr=1e-3")
+    _check_override_path(parts, text)
+    value = parse_yaml(value_text, f"--set {text}")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a run config; every problem is one ConfigError line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    raw = parse_yaml(text, str(path))
+    raw = _require_mapping({} if raw is None else raw, str(path))
+    for override in overrides or []:
+        apply_override(raw, override)
+    source = f"{path}" + (" (with --set overrides)" if overrides else "")
+    return validate_config(raw, source)
+
+
+def save_config(config: RunConfig, run_dir: str | os.PathLike) -> Path:
+    """Write the resolved config; it is what a resume or an evaluate reads back."""
+    return atomic_write_text(Path(run_dir) / CONFIG_FILE, config.to_yaml())

@@ -1,0 +1,194 @@
+"""Beats in memory as tensors, served as sliced batches.
+
+The whole MIT-BIH beat set is ~80 MB as float32, so it lives in memory and a batch is one tensor
+index (``x[idx]``): no per-sample ``__getitem__`` and no collate loop, which on a 2-core CPU cost
+more than the 1D model's forward pass. Shuffling is a permutation seeded by (seed, epoch), so a
+resumed run sees the same batch order an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ecgfusion.data.beats import BeatSet
+from ecgfusion.data.cache import load_beats
+from ecgfusion.data.splits import Split, make_split
+from ecgfusion.errors import DataError
+from ecgfusion.training.config import DataConfig
+
+PARTS = ("train", "val", "test")
+
+
+class TensorBatches(Dataset):
+    """Indexed with a whole index tensor: ``ds[idx]`` is one batch."""
+
+    def __init__(self, x: Tensor, y: Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        return self.x[index], self.y[index]
+
+
+class SliceSampler(Sampler[Tensor]):
+    """Yields index tensors of ``batch_size``: contiguous slices of a seeded per-epoch permutation.
+
+    Lightning calls ``set_epoch`` before each training epoch.
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0):
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=gen)
+        else:
+            order = torch.arange(self.n)
+        yield from order.split(self.batch_size)
+
+
+def batch_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    # batch_size=None turns off automatic batching: each sampler item is already a batch.
+    return DataLoader(
+        TensorBatches(x, y),
+        sampler=SliceSampler(len(y), batch_size, shuffle, seed),
+        batch_size=None,
+        num_workers=0,
+    )
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> Tensor:
+    """Inverse-frequency weights n_samples / (n_classes * count_c), as the paper computes them.
+
+    A class absent from the training part gets weight 0 (it cannot be learnt; dividing by its zero
+    count would give infinity).
+    """
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1.0)), 0.0)
+    return torch.as_tensor(weights, dtype=torch.float32)
+
+
+@dataclass
+class PreparedData:
+    beats: BeatSet
+    split: Split
+    index: dict[str, np.ndarray]
+
+
+def load_config_beats(config: DataConfig) -> BeatSet:
+    """The beat set a config names, from the Parquet cache (built on first use)."""
+    return load_beats(
+        dataset=config.dataset,
+        method=config.method,
+        records=config.records,
+        data_root=config.data_root,
+        cache_dir=config.cache_dir,
+    )
+
+
+def prepare_split(config: DataConfig, beats: BeatSet | None = None) -> PreparedData:
+    """Load (or take) the beat set, split it, and apply the training-part caps of the config."""
+    if beats is None:
+        beats = load_config_beats(config)
+    if config.max_beats is not None and len(beats) > config.max_beats:
+        rng = np.random.default_rng(config.seed)
+        beats = beats.subset(np.sort(rng.choice(len(beats), size=config.max_beats, replace=False)))
+    split = make_split(beats, config.protocol, seed=config.seed, rebalance=config.rebalance)
+    index = {part: np.asarray(idx, dtype=np.int64) for part, idx in split.parts().items()}
+    train = index["train"]
+    if config.max_train_beats is not None and len(train) > config.max_train_beats:
+        rng = np.random.default_rng(config.seed)
+        train = np.sort(rng.choice(train, size=config.max_train_beats, replace=False))
+    index["train"] = train
+    for part in PARTS:
+        if len(index[part]) == 0:
+            raise DataError(
+                f"the {part} part of {config.dataset} ({config.protocol}) is empty; "
+                "use more records (data.records) or another data.protocol"
+            )
+    return PreparedData(beats=beats, split=split, index=index)
+
+
+class BeatDataModule(L.LightningDataModule):
+    """Train/val/test tensors of one split, in memory."""
+
+    def __init__(
+        self,
+        prepared: PreparedData,
+        batch_size: int,
+        eval_batch_size: int = 1024,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.prepared = prepared
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        beats = prepared.beats
+        # Fancy indexing copies, so the tensors own writable memory (cache arrays are read-only).
+        self.tensors: dict[str, tuple[Tensor, Tensor]] = {
+            part: (
+                torch.from_numpy(np.asarray(beats.signals[idx], dtype=np.float32)),
+                torch.from_numpy(np.asarray(beats.labels[idx], dtype=np.int64)),
+            )
+            for part, idx in prepared.index.items()
+        }
+
+    @property
+    def beats(self) -> BeatSet:
+        return self.prepared.beats
+
+    @property
+    def split(self):
+        return self.prepared.split
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.beats.class_names)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.beats.class_names)
+
+    @property
+    def n_samples(self) -> int:
+        return self.beats.n_samples
+
+    @property
+    def sampling_rate(self) -> float:
+        return float(self.beats.fs)
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        return {p: self.beats.class_counts(self.prepared.index[p]) for p in PARTS}
+
+    def class_weights(self) -> Tensor:
+        return class_weights(self.tensors["train"][1].numpy(), self.n_classes)
+
+    def train_dataloader(self) -> DataLoader:
+        x, y = self.tensors["train"]
+        return batch_loader(x, y, self.batch_size, shuffle=True, seed=self.seed)
+
+    def val_dataloader(self) -> DataLoader:
+        x, y = self.tensors["val"]
+        return batch_loader(x, y, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        x, y = self.tensors["test"]
+        return batch_loader(x, y, self.eval_batch_size, shuffle=False)
