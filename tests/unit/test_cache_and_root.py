@@ -96,3 +96,14 @@ def test_missing_database_says_where_and_how(monkeypatch, tmp_path):
 def test_unknown_database_lists_known_ones():
     with pytest.raises(DataError, match="known: .*mitdb"):
         root.database_dir("nope", Path("/"))
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        target = atomic_write_text(tmp_path / "r.md", "x")
+    finally:
+        os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o644
