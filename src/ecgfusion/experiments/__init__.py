@@ -1,0 +1,1 @@
+"""Experiments: the paper's two experiments reproduced end to end (`ecgfusion reproduce`)."""
