@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import Callback
 from ecgfusion.cli import main
 from ecgfusion.evaluation.plots import epoch_history
 from ecgfusion.models import load_model
+from ecgfusion.models.fusion import FusionModel
 from ecgfusion.training.config import validate_config
 from ecgfusion.training.trainer import train
 
@@ -267,3 +268,39 @@ def test_bad_inputs_fail_in_one_line_and_overwrite_nothing(
     bad.write_text(config.read_text().replace("adamax", "adamz"))
     assert "optim.name" in cli_error(["train", str(bad), "--run-dir", str(tmp_path / "b")], capsys)
     assert not (tmp_path / "b").exists()
+
+
+def test_cached_backbone_outputs_give_the_same_run_as_running_the_backbones(
+    backbones, tmp_path, data_section, monkeypatch
+):
+    """trainer.cache_backbones (the default) trains the head on outputs computed once; the
+    metrics must be those of running the frozen backbones every step, for the same seed."""
+    backbone_section = {"backbone_1d": str(backbones["cnn_transformer_1d"]),
+                        "backbone_2d": str(backbones["cnn_2d"])}
+    results, calls = {}, []
+    original = FusionModel.cache_backbone_outputs
+
+    def counting(self, x, batch_size=1024):
+        calls.append(len(x))
+        return original(self, x, batch_size)
+
+    monkeypatch.setattr(FusionModel, "cache_backbone_outputs", counting)
+    for cache in (True, False):
+        config = write_config(tmp_path / f"lf_{cache}.yaml", data_section, "intermediate_fusion",
+                              {"mode": "concat"}, epochs=2, model={"backbones": backbone_section},
+                              trainer={"cache_backbones": cache})
+        results[cache] = train(validate_config(yaml.safe_load(config.read_text())),
+                               tmp_path / f"lf_{cache}")
+    cached, direct = results[True], results[False]
+    assert len(calls) == 2  # train and val parts, once, only in the cached run
+    assert cached["run"]["best_epoch"] == direct["run"]["best_epoch"]
+    assert cached["run"]["best_val_macro_f1"] == pytest.approx(direct["run"]["best_val_macro_f1"],
+                                                               abs=1e-6)
+    assert cached["metrics"]["confusion_matrix"] == direct["metrics"]["confusion_matrix"]
+    for key in ("accuracy", "macro_f1", "mcc"):
+        assert cached["metrics"][key] == pytest.approx(direct["metrics"][key], abs=1e-6)
+    history = {c: epoch_history(tmp_path / f"lf_{c}" / "logs") for c in (True, False)}
+    assert len(history[True]) == len(history[False]) == 2
+    for column in ("train_loss", "val_loss"):
+        assert history[True][column].to_numpy() == pytest.approx(
+            history[False][column].to_numpy(), abs=1e-5)

@@ -24,8 +24,9 @@ def _window(text: str | None) -> tuple[float, float] | None:
 
 
 def predict(
-    record: Annotated[
-        Path, typer.Argument(help="WFDB record (path to .hea or without extension), .csv or .npy.")
+    records: Annotated[
+        list[Path],
+        typer.Argument(help="WFDB record(s) (.hea or no extension), .csv or .npy files."),
     ],
     model: Annotated[
         Path | None, typer.Option("--model", help="Run folder of `ecgfusion train`.")
@@ -41,7 +42,11 @@ def predict(
     window: Annotated[str | None, typer.Option(help="Strip window START:END in seconds.")] = None,
     batch_size: Annotated[int, typer.Option(help="Beats per forward pass.")] = 256,
 ) -> None:
-    """Detect, cut and classify every beat of a recording; write .ecgf, CSV, summary and strip."""
+    """Detect, cut and classify every beat of a recording; write .ecgf, CSV, summary and strip.
+
+    Several records share one loaded model; each record's outputs are rendered in full before
+    any of its files is written.
+    """
     import time
 
     from ecgfusion.inference.loading import load_predictor
@@ -49,22 +54,23 @@ def predict(
     from ecgfusion.inference.recording import read_recording
 
     strip = _window(window)
-    start = time.perf_counter()
     predictor = load_predictor(model, pretrained)
-    recording = read_recording(record, lead, fs)
-    prediction = predict_recording(recording, predictor, batch_size, progress=True)
-    written = write_outputs(prediction, predictor, out, strip)
-    summary = prediction.summary(predictor)
-    for warning in prediction.warnings:
-        console.print(f"[bold red]warning[/bold red]: {warning}")
-    counts = "  ".join(f"{c} {k}" for c, k in summary["counts"].items())
-    console.print(
-        f"record {recording.name}: {summary['beats']} beats ({counts}); mean HR "
-        f"{summary['mean_heart_rate_bpm']} bpm; "
-        f"ectopic burden {summary['ectopic_burden_percent']} %"
-    )
-    console.print(f"wrote {', '.join(str(p) for p in written.values())}")
-    console.print(f"done in {time.perf_counter() - start:.1f} s")
+    for record in records:
+        start = time.perf_counter()
+        recording = read_recording(record, lead, fs)
+        prediction = predict_recording(recording, predictor, batch_size, progress=True)
+        written = write_outputs(prediction, predictor, out, strip)
+        summary = prediction.summary(predictor)
+        for warning in prediction.warnings:
+            console.print(f"[bold red]warning[/bold red]: {warning}")
+        counts = "  ".join(f"{c} {k}" for c, k in summary["counts"].items())
+        console.print(
+            f"record {recording.name}: {summary['beats']} beats ({counts}); mean HR "
+            f"{summary['mean_heart_rate_bpm']} bpm; "
+            f"ectopic burden {summary['ectopic_burden_percent']} % "
+            f"({time.perf_counter() - start:.1f} s)"
+        )
+        console.print(f"wrote {', '.join(str(p) for p in written.values())}")
 
 
 def score(

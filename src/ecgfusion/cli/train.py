@@ -17,15 +17,19 @@ def default_run_dir(config_path: Path) -> Path:
     return Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _metrics_table(title: str, metrics: dict[str, Any]) -> Table:
-    from ecgfusion.evaluation.metrics import METRIC_NAMES, headline
-
+def _value_table(title: str, rows: list[tuple[str, float | None]]) -> Table:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in headline(metrics).items():
-        table.add_row(METRIC_NAMES[key], "n/a" if value is None else f"{value:.4f}")
+    for name, value in rows:
+        table.add_row(name, "n/a" if value is None else f"{value:.4f}")
     return table
+
+
+def _metrics_table(title: str, metrics: dict[str, Any]) -> Table:
+    from ecgfusion.evaluation.metrics import METRIC_NAMES, headline
+
+    return _value_table(title, [(METRIC_NAMES[k], v) for k, v in headline(metrics).items()])
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
@@ -37,6 +41,35 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     for key, ms in summary["metrics"].items():
         table.add_row(METRIC_NAMES[key], f"{ms['mean']:.4f} ± {ms['std']:.4f}")
     return table
+
+
+def _records_table(title: str, metrics: dict[str, Any]) -> Table:
+    from ecgfusion.evaluation.multilabel import record_headline
+
+    thresholds = [(f"threshold {k} (from validation)", v) for k, v in metrics["thresholds"].items()]
+    return _value_table(title, [*record_headline(metrics), *thresholds])
+
+
+def _is_record_config(cfg: Any) -> bool:
+    from ecgfusion.training.config import RECORD_DATASETS
+
+    return cfg.data.dataset in RECORD_DATASETS
+
+
+def _train_records(cfg: Any, target: Path, resume: bool) -> None:
+    """PTB-XL records (the multimodal model): ecgfusion.training.records, one seed."""
+    from ecgfusion.training.records import train_records
+
+    result = train_records(cfg, target, resume=resume)
+    data, timing = result["data"], result["timing"]
+    title = f"{cfg.model.name} ({data['task']}) — {data['split_label']}"
+    console.print(_records_table(title, result["metrics"]))
+    console.print(data["note"], soft_wrap=True)
+    console.print(
+        f"trained {timing['epochs_trained']} epoch(s) in {timing['train_seconds']:.1f} s; "
+        f"test {result['metrics']['n']} records on {timing['device']}"
+    )
+    console.print(f"wrote {target / 'metrics.json'}, report.md, plots and model.pt")
 
 
 def register(app: typer.Typer) -> None:
@@ -84,6 +117,9 @@ def register(app: typer.Typer) -> None:
                 cfg.seeds = [cfg.trainer.seed + i for i in range(runs)]
             target = run_dir or default_run_dir(config)
         console.print(f"run folder: {target}")
+        if _is_record_config(cfg):
+            _train_records(cfg, target, resume is not None)
+            return
         result = train(cfg, target, resume=resume is not None)
         if "summary" in result:
             console.print(_summary_table(result["summary"]))
@@ -105,8 +141,24 @@ def register(app: typer.Typer) -> None:
         run_dir: Annotated[Path, typer.Argument(help="A run folder written by `ecgfusion train`.")],
     ) -> None:
         """Recompute a run's test metrics from its model.pt and check them against metrics.json."""
+        from ecgfusion.training.config import CONFIG_FILE, load_config
         from ecgfusion.training.trainer import evaluate
 
+        config_file = run_dir / CONFIG_FILE
+        if config_file.is_file() and _is_record_config(load_config(config_file)):
+            from ecgfusion.training.records import evaluate_records
+
+            res = evaluate_records(run_dir)
+            console.print(_records_table(f"{run_dir} — {res['split_label']}", res["metrics"]))
+            console.print(res["note"], soft_wrap=True)
+            if res["reproduced"] is None:
+                console.print("no metrics.json to compare with")
+            elif res["reproduced"]:
+                console.print("reproduces metrics.json exactly")
+            else:
+                console.print(f"[red]differs from metrics.json:[/red] {run_dir}")
+                raise typer.Exit(1)
+            return
         result = evaluate(run_dir)
         runs = result.get("runs", {None: result})
         failed = []

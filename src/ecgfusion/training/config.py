@@ -22,6 +22,8 @@ from ecgfusion.errors import ConfigError
 from ecgfusion.io import atomic_write_text
 
 CONFIG_FILE = "config.yaml"
+#: Datasets of whole records (12 leads + metadata), trained by ecgfusion.training.records.
+RECORD_DATASETS: tuple[str, ...] = ("ptbxl",)
 
 
 class _Strict(BaseModel):
@@ -47,6 +49,11 @@ class DataConfig(_Strict):
     rebalance: Literal["reduced"] | None = None
     data_root: str | None = None
     cache_dir: str | None = None
+    #: Record datasets only (data.dataset: ptbxl): "binary" is NORM-only vs any other
+    #: superclass, "superclasses" the 5 diagnostic superclasses as multi-label targets.
+    task: Literal["binary", "superclasses"] | None = None
+    #: Record datasets only: 100 (records100) or 500 Hz (records500); None means 100.
+    sampling_rate: Literal[100, 500] | None = None
 
     @field_validator("records", mode="before")
     @classmethod
@@ -63,6 +70,36 @@ class DataConfig(_Strict):
         if known and value not in known:
             raise ValueError(f"Input should be one of {', '.join(repr(k) for k in known)}")
         return value
+
+    @model_validator(mode="after")
+    def _record_dataset_keys(self) -> DataConfig:
+        # The record datasets and the beat datasets share data.*, but few keys make sense for both.
+        if self.dataset in RECORD_DATASETS:
+            if self.task is None:
+                raise ValueError(
+                    f"task is required for dataset {self.dataset!r}: binary or superclasses"
+                )
+            beat_only = [
+                k
+                for k in ("max_beats", "max_train_beats", "rebalance")
+                if getattr(self, k) is not None
+            ]
+            if beat_only:
+                raise ValueError(
+                    f"{', '.join(beat_only)} apply to beat datasets, not to "
+                    f"{self.dataset!r}; remove them"
+                )
+            if self.protocol != "strat-fold":
+                raise ValueError(
+                    f"dataset {self.dataset!r} is split by strat_fold only; set "
+                    "protocol: strat-fold"
+                )
+        elif self.task is not None or self.sampling_rate is not None:
+            raise ValueError(
+                f"task and sampling_rate apply to record datasets "
+                f"({', '.join(RECORD_DATASETS)}), not to {self.dataset!r}"
+            )
+        return self
 
 
 class BackbonesConfig(_Strict):
@@ -126,6 +163,8 @@ class TrainerConfig(_Strict):
     log_every_n_steps: int = Field(default=50, ge=1)
     tensorboard: bool = False
     class_weights: bool = True
+    #: Frozen fusion backbones: compute their outputs once per part and train only the head.
+    cache_backbones: bool = True
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -159,12 +198,15 @@ class RunConfig(_Strict):
 
 
 def known_datasets() -> tuple[str, ...]:
-    """Dataset names the data registry knows (empty while the registry is not importable)."""
+    """Beat datasets of the data registry, then the record datasets (ecgfusion.training.records).
+
+    Empty while the registry is not importable.
+    """
     try:
         from ecgfusion.data.registry import BEAT_DATASETS
     except ImportError:
         return ()
-    return tuple(BEAT_DATASETS)
+    return (*BEAT_DATASETS, *RECORD_DATASETS)
 
 
 class _Loader(yaml.SafeLoader):

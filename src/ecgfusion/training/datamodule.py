@@ -151,6 +151,17 @@ class BeatDataModule(L.LightningDataModule):
             for part, idx in prepared.index.items()
         }
 
+    def with_inputs(self, inputs: dict[str, Tensor]) -> BeatDataModule:
+        """A copy serving ``inputs[part]`` (e.g. cached backbone outputs) instead of the beats
+        of those parts; labels, batch sizes and the seeded batch order stay the same."""
+        other = BeatDataModule(self.prepared, self.batch_size, self.eval_batch_size, self.seed)
+        for part, x in inputs.items():
+            y = self.tensors[part][1]
+            if len(x) != len(y):
+                raise ValueError(f"{part}: {len(x)} inputs for {len(y)} labels")
+            other.tensors[part] = (x, y)
+        return other
+
     @property
     def beats(self) -> BeatSet:
         return self.prepared.beats

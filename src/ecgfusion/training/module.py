@@ -41,16 +41,23 @@ def build_optimizer(params: list[nn.Parameter], optim: OptimConfig) -> torch.opt
 
 
 class BeatClassifier(L.LightningModule):
-    """Trains ``model`` with class-weighted cross-entropy; logs loss, accuracy and macro-F1."""
+    """Trains ``model`` with class-weighted cross-entropy; logs loss, accuracy and macro-F1.
+
+    With ``cached_inputs`` the batches are a fusion model's packed backbone outputs
+    (``FusionModel.cache_backbone_outputs``) and only its head runs; checkpoints still hold the
+    whole model.
+    """
 
     def __init__(
         self,
         model: nn.Module,
         optim: OptimConfig,
         class_weights: Tensor | None = None,
+        cached_inputs: bool = False,
     ):
         super().__init__()
         self.model = model
+        self.cached_inputs = cached_inputs
         self.optim = optim
         n_classes = int(model.n_classes)
         weights = class_weights if class_weights is not None else torch.ones(n_classes)
@@ -60,6 +67,8 @@ class BeatClassifier(L.LightningModule):
         self.val_metrics = _epoch_metrics(n_classes, "val_")
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.cached_inputs:
+            return self.model.fuse_packed(x).scores
         return self.model(x).scores
 
     def _loss(self, scores: Tensor, y: Tensor) -> Tensor:

@@ -243,9 +243,31 @@ def build_model(config: RunConfig, dm: BeatDataModule) -> nn.Module:
     )
 
 
-def build_module(config: RunConfig, model: nn.Module, dm: BeatDataModule) -> BeatClassifier:
+def build_module(
+    config: RunConfig, model: nn.Module, dm: BeatDataModule, cached_inputs: bool = False
+) -> BeatClassifier:
     weights = dm.class_weights() if config.trainer.class_weights else None
-    return BeatClassifier(model, config.optim, class_weights=weights)
+    return BeatClassifier(model, config.optim, class_weights=weights, cached_inputs=cached_inputs)
+
+
+def uses_backbone_cache(config: RunConfig, model: nn.Module) -> bool:
+    from ecgfusion.models.fusion import FusionModel
+
+    return config.trainer.cache_backbones and isinstance(model, FusionModel) and model.freeze
+
+
+def fit_datamodule(config: RunConfig, model: nn.Module, dm: BeatDataModule) -> BeatDataModule:
+    """The data the fit sees: frozen fusion backbones' outputs computed once for the training
+    and validation parts (the test part is scored from model.pt on the beats, as always)."""
+    if not uses_backbone_cache(config, model):
+        return dm
+    model.to(_device(config))
+    return dm.with_inputs(
+        {
+            part: model.cache_backbone_outputs(dm.tensors[part][0], config.trainer.eval_batch_size)
+            for part in ("train", "val")
+        }
+    )
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -490,7 +512,7 @@ def _train_run(
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     dm = build_datamodule(config, beats)
     model = build_model(config, dm)
-    module = build_module(config, model, dm)
+    module = build_module(config, model, dm, cached_inputs=uses_backbone_cache(config, model))
     if resume:
         check_checkpoint(last, module)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -498,7 +520,8 @@ def _train_run(
     with _quiet_lightning():
         trainer, checkpoint = _make_trainer(config, run_dir, list(callbacks or []))
         start = time.perf_counter()
-        trainer.fit(module, datamodule=dm, ckpt_path=last if resume else None)
+        fit_dm = fit_datamodule(config, model, dm)
+        trainer.fit(module, datamodule=fit_dm, ckpt_path=last if resume else None)
         train_seconds = time.perf_counter() - start
     best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
     best = _load_checkpoint(best_path)

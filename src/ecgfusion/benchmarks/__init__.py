@@ -1,0 +1,50 @@
+"""Benchmarks of issue 7, each a module with ``run(tiny, data_root) -> BenchResult``.
+
+Run them with ``ecgfusion bench [NAME ...]``; see benchmarks/README.md for what each measures.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+
+from ecgfusion.benchmarks.common import BenchResult
+from ecgfusion.errors import ConfigError
+
+#: name -> module under ecgfusion.benchmarks, in the order `ecgfusion bench` runs them.
+BENCHMARKS: dict[str, str] = {
+    "spectrogram": "spectrogram",
+    "train": "train",
+    "fusion": "fusion",
+    "inference": "inference",
+    "prepare": "prepare",
+    "end-to-end": "end_to_end",
+}
+
+
+def resolve(names: list[str] | None) -> list[str]:
+    """Benchmark names in run order; ``end_to_end`` is accepted for ``end-to-end``."""
+    if not names:
+        return list(BENCHMARKS)
+    wanted = [n.replace("_", "-") for n in names]
+    unknown = [n for n in wanted if n not in BENCHMARKS]
+    if unknown:
+        raise ConfigError(
+            f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
+        )
+    return [n for n in BENCHMARKS if n in wanted]
+
+
+def runner(name: str) -> Callable[..., BenchResult]:
+    return importlib.import_module(f"ecgfusion.benchmarks.{BENCHMARKS[name]}").run
+
+
+def run_benchmark(
+    name: str, tiny: bool = False, data_root: str | None = None, quick: bool = True
+) -> BenchResult:
+    start = time.perf_counter()
+    extra = {} if name != "end-to-end" else {"quick": quick}
+    result = runner(name)(tiny=tiny, data_root=data_root, **extra)
+    result.seconds = round(time.perf_counter() - start, 2)
+    return result

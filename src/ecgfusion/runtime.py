@@ -1,0 +1,29 @@
+"""Thread settings for small shared CPUs, where torch's defaults can be 30x slower.
+
+With OpenMP's default ACTIVE wait policy, idle worker threads spin for ~200 ms after each
+parallel region; on 2 cores shared with other processes the spinners steal the cores the real
+work needs. PASSIVE waiting and one inter-op thread remove that (measured in docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Use ``n`` intra-op threads (None: one per available core); returns the number set.
+
+    OMP_WAIT_POLICY only takes effect before OpenMP starts, so it is set here for child processes
+    and for a first call that precedes any torch op; an explicit environment value is kept.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n = max(1, int(n or 1))
+    torch.set_num_threads(n)
+    with contextlib.suppress(RuntimeError):  # settable only before inter-op work has run
+        torch.set_num_interop_threads(1)
+    return n
