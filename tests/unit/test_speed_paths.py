@@ -47,3 +47,22 @@ def test_configure_threads_sets_and_returns_the_count():
         assert configure_threads(None) >= 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_fusion_stages_share_frozen_backbone_outputs():
+    import torch
+
+    from ecgfusion.models import create_model
+
+    small = {"n_layers": 1, "channels": 16, "n_heads": 2}
+    late = create_model("late_fusion", n_classes=5, n_samples=187, sampling_rate=125.0,
+                        backbone_1d_params=small)
+    x = torch.rand(40, 187)
+    first = late.cache_backbone_outputs(x)
+    inter = create_model("intermediate_fusion", n_classes=5, n_samples=187, sampling_rate=125.0,
+                         backbone_1d=late.backbone_1d, backbone_2d=late.backbone_2d)
+    assert inter.cache_backbone_outputs(x.clone()) is first  # same weights, same beats: reused
+    other = create_model("late_fusion", n_classes=5, n_samples=187, sampling_rate=125.0,
+                         backbone_1d_params=small)
+    assert other.cache_backbone_outputs(x) is not first  # other weights: computed anew
+    assert late.cache_backbone_outputs(x[:39]) is not first  # other beats: computed anew

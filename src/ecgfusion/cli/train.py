@@ -138,11 +138,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_command(
-        run_dir: Annotated[Path, typer.Argument(help="A run folder written by `ecgfusion train`.")],
+        run_dir: Annotated[
+            Path | None, typer.Argument(help="A run folder written by `ecgfusion train`.")
+        ] = None,
+        pretrained: Annotated[
+            str | None,
+            typer.Option(help="A shipped pretrained model instead (see src/ecgfusion/pretrained)."),
+        ] = None,
     ) -> None:
         """Recompute a run's test metrics from its model.pt and check them against metrics.json."""
+        from ecgfusion.inference.loading import resolve_run_dir
         from ecgfusion.training.config import CONFIG_FILE, load_config
         from ecgfusion.training.trainer import evaluate
+
+        if pretrained is not None or run_dir is None:
+            run_dir = resolve_run_dir(run_dir, pretrained)
 
         config_file = run_dir / CONFIG_FILE
         if config_file.is_file() and _is_record_config(load_config(config_file)):

@@ -184,13 +184,13 @@ def stage_overrides(
     return out
 
 
-def _fmt(values: list[float | None]) -> str:
+def _fmt(values: list[float | None], digits: int = 4) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "–"
     if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
 def _published(table: dict, dataset: str, stage: str, key: str) -> str:
@@ -248,9 +248,9 @@ def _time_table(results: list[StageResult]) -> tuple[list[str], list[list[str]]]
             [
                 r.stage.title,
                 _fmt_int(r.values("timing", "epochs_trained")),
-                _fmt(r.values("timing", "train_seconds")).replace(".0000", ""),
-                _fmt(r.values("timing", "test_inference_seconds")),
-                _fmt(r.values("timing", "test_samples_per_second")),
+                _fmt(r.values("timing", "train_seconds"), 1),
+                _fmt(r.values("timing", "test_inference_seconds"), 1),
+                _fmt(r.values("timing", "test_samples_per_second"), 0),
                 str(r.runs[0]["timing"].get("device", "?")),
             ]
         )
@@ -342,7 +342,9 @@ def _folder_readme(out: Path, context: dict, figures: list[str]) -> Path:
         f"- seeds: {context['seeds']}",
         f"- epochs per stage: {context['epochs']}",
         f"- hardware: {context['hardware']}",
-        f"- wall time: {context['wall_seconds']:.0f} s",
+        f"- training + test time of all stages: {context['stage_seconds']:.0f} s "
+        f"(this invocation: {context['wall_seconds']:.0f} s; finished stages are reused, "
+        "so a rerun is short)",
         f"- command: `{context['command']}`",
         "",
         "Tables: [experiment1.md](experiment1.md), [experiment2.md](experiment2.md). Run folders "
@@ -431,6 +433,12 @@ def reproduce_one(
         "command": command,
         "runs": str(runs_root / preset.name / name),
         "wall_seconds": time.perf_counter() - start,
+        "stage_seconds": sum(
+            (run["timing"].get("train_seconds") or 0)
+            + (run["timing"].get("test_inference_seconds") or 0)
+            for r in results
+            for run in r.runs
+        ),
     }
     write_tables(out, results, dataset, split.label, context)
     figures = _copy_figures(out, results)

@@ -22,7 +22,7 @@ def pretrained_names() -> list[str]:
 def resolve_run_dir(run_dir: str | Path | None, pretrained: str | None) -> Path:
     """A run folder holding config.yaml + model.pt (the first seed's, for a multi-seed run)."""
     if (run_dir is None) == (pretrained is None):
-        raise DataError("give exactly one of --model RUN_DIR or --pretrained NAME")
+        raise DataError("give exactly one of a run folder (RUN_DIR, --model) or --pretrained NAME")
     if pretrained is not None:
         path = PRETRAINED_DIR / pretrained
         if not (path / "model.pt").is_file():

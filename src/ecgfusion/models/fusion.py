@@ -148,12 +148,19 @@ class FusionModel(EcgModel):
                 f"{self.name}: backbone outputs can only be cached with freeze=True; jointly "
                 "trained backbones change every step"
             )
+        key = (_fingerprint(self.backbone_1d, self.backbone_2d), _tensor_fingerprint(x))
+        if key in _OUTPUT_MEMO:
+            return _OUTPUT_MEMO[key]
         device = next(self.parameters()).device
         parts = [
             self.pack_outputs(*self.backbone_outputs(xb.to(device))).cpu()
             for xb in x.split(batch_size)
         ]
-        return torch.cat(parts) if parts else x.new_zeros(0, self.packed_width)
+        packed = torch.cat(parts) if parts else x.new_zeros(0, self.packed_width)
+        _OUTPUT_MEMO[key] = packed
+        while len(_OUTPUT_MEMO) > _MEMO_ENTRIES:
+            _OUTPUT_MEMO.pop(next(iter(_OUTPUT_MEMO)))
+        return packed
 
     def check_outputs(self, out_1d: ModelOutput, out_2d: ModelOutput) -> None:
         """Cached backbone outputs must match the backbones this head was built for."""
@@ -180,3 +187,28 @@ class FusionModel(EcgModel):
                 f"{self.name}.fuse: out_1d and out_2d have different batch sizes "
                 f"({out_1d.scores.shape[0]} vs {out_2d.scores.shape[0]})"
             )
+
+
+#: Frozen backbones give the same outputs to every fusion head trained on them (the four fusion
+#: stages of `ecgfusion reproduce` share one pair), so the packed outputs of the last few
+#: (backbone weights, beats) pairs are kept in memory (~0.3 GB per 16k beats).
+_OUTPUT_MEMO: dict[tuple[str, str], Tensor] = {}
+_MEMO_ENTRIES = 4
+
+
+def _tensor_fingerprint(x: Tensor) -> str:
+    import hashlib
+
+    data = x.detach().cpu().contiguous()
+    return f"{tuple(data.shape)}:{data.dtype}:" + hashlib.sha1(data.numpy().tobytes()).hexdigest()
+
+
+def _fingerprint(*modules: torch.nn.Module) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for module in modules:
+        for name, value in module.state_dict().items():
+            h.update(name.encode())
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

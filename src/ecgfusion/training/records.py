@@ -29,13 +29,6 @@ from torchmetrics.classification import MultilabelAccuracy, MultilabelF1Score
 from ecgfusion.data.ptbxl import PtbxlRecords, prepare_ptbxl_records
 from ecgfusion.errors import ConfigError, DataError
 from ecgfusion.evaluation.multilabel import choose_thresholds, record_metrics, write_record_report
-from ecgfusion.evaluation.plots import (
-    CONFUSION_FILE,
-    CURVES_FILE,
-    epoch_history,
-    plot_confusion_matrix,
-    plot_learning_curves,
-)
 from ecgfusion.evaluation.report import METRICS_FILE, read_metrics
 from ecgfusion.training.config import OptimConfig, RunConfig, save_config
 from ecgfusion.training.datamodule import PARTS, SliceSampler, class_weights
@@ -43,7 +36,6 @@ from ecgfusion.training.module import BeatClassifier
 from ecgfusion.training.trainer import (
     CHECKPOINT_DIR,
     LAST_CKPT,
-    LOG_DIR,
     METRICS_FORMAT,
     MODEL_FILE,
     _check_run_dir,
@@ -57,6 +49,7 @@ from ecgfusion.training.trainer import (
     _read_run_config,
     _torch_threads,
     check_checkpoint,
+    write_figures,
 )
 
 TASKS = ("binary", "superclasses")
@@ -547,15 +540,7 @@ def _write_figures(
     run_dir: Path, config: RunConfig, dm: RecordDataModule, metrics: dict[str, Any]
 ) -> list[str]:
     title = f"{config.model.name} on PTB-XL ({dm.task}; ecg_id subset, strat_fold 1-8/9/10)"
-    figures = []
-    if plot_learning_curves(epoch_history(run_dir / LOG_DIR), run_dir / CURVES_FILE, title):
-        figures.append(CURVES_FILE)
-    if "confusion_matrix" in metrics:
-        plot_confusion_matrix(
-            metrics["confusion_matrix"], dm.class_names, run_dir / CONFUSION_FILE, title
-        )
-        figures.append(CONFUSION_FILE)
-    return figures
+    return write_figures(run_dir, title, metrics, dm.class_names)
 
 
 def evaluate_records(

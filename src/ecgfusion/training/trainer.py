@@ -21,7 +21,7 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -571,13 +571,21 @@ def _write_figures(
     run_dir: Path, config: RunConfig, dm: BeatDataModule, metrics: dict[str, Any]
 ) -> list[str]:
     title = f"{config.model.name} on {dm.beats.dataset} ({dm.split.protocol})"
+    return write_figures(run_dir, title, metrics, dm.class_names)
+
+
+def write_figures(
+    run_dir: Path, title: str, metrics: dict[str, Any], class_names: Sequence[str]
+) -> list[str]:
+    """Learning curves (from the CSV logs) and, when the metrics have one, the confusion matrix."""
     figures = []
     if plot_learning_curves(epoch_history(run_dir / LOG_DIR), run_dir / CURVES_FILE, title):
         figures.append(CURVES_FILE)
-    plot_confusion_matrix(
-        metrics["confusion_matrix"], dm.class_names, run_dir / CONFUSION_FILE, title
-    )
-    figures.append(CONFUSION_FILE)
+    if "confusion_matrix" in metrics:
+        plot_confusion_matrix(
+            metrics["confusion_matrix"], class_names, run_dir / CONFUSION_FILE, title
+        )
+        figures.append(CONFUSION_FILE)
     return figures
 
 
