@@ -12,8 +12,8 @@ import json
 import pytest
 import torch
 import yaml
+from cli_runner import run_cli
 
-from ecgfusion.cli import main
 from ecgfusion.errors import ShapeError
 from ecgfusion.models import create_model
 
@@ -42,13 +42,6 @@ def write_config(path, ptbxl_dir, session_cache, task, **data):
     }  # fmt: skip
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize("task", ["binary", "superclasses"])

@@ -14,6 +14,7 @@ import shutil
 import pytest
 import torch
 import yaml
+from cli_runner import run_cli
 from lightning.pytorch.callbacks import Callback
 
 from ecgfusion.cli import main
@@ -57,13 +58,6 @@ def write_config(path, data_section, name, params=None, epochs=1, **extra):
         raw[key].update(value) if isinstance(value, dict) else raw.__setitem__(key, value)
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 def cli_error(args, capsys) -> str:

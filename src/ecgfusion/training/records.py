@@ -48,6 +48,7 @@ from ecgfusion.training.trainer import (
     _quiet_lightning,
     _read_run_config,
     _torch_threads,
+    add_fit_timing,
     check_checkpoint,
     write_figures,
 )
@@ -508,13 +509,7 @@ def _train_records(
         },
     )
     metrics, validation, timing = score_records(_load_run_model(run_dir, config, dm), dm, config)
-    timing.update(
-        {
-            "train_seconds": round(train_seconds, 2),
-            "epochs_trained": int(trainer.current_epoch),
-            "resumed": resume,
-        }
-    )
+    add_fit_timing(timing, train_seconds, trainer, resume)
     result = {
         "format": METRICS_FORMAT,
         "run": {

@@ -542,13 +542,7 @@ def _train_run(
         },
     )
     metrics, timing = score_test_part(_load_run_model(run_dir, config, dm), dm, config)
-    timing.update(
-        {
-            "train_seconds": round(train_seconds, 2),
-            "epochs_trained": int(trainer.current_epoch),
-            "resumed": resume,
-        }
-    )
+    add_fit_timing(timing, train_seconds, trainer, resume)
     result = {
         "format": METRICS_FORMAT,
         "run": {
@@ -565,6 +559,20 @@ def _train_run(
     }
     write_report(run_dir, result)
     return result
+
+
+def add_fit_timing(
+    timing: dict[str, Any], train_seconds: float, trainer: L.Trainer, resume: bool
+) -> dict[str, Any]:
+    """What every run's metrics.json records about its fit, next to the test timing."""
+    timing.update(
+        {
+            "train_seconds": round(train_seconds, 2),
+            "epochs_trained": int(trainer.current_epoch),
+            "resumed": resume,
+        }
+    )
+    return timing
 
 
 def _write_figures(
