@@ -27,3 +27,28 @@ def configure_threads(n: int | None = None) -> int:
     with contextlib.suppress(RuntimeError):  # settable only before inter-op work has run
         torch.set_num_interop_threads(1)
     return n
+
+
+PRECISIONS = ("auto", "32", "bf16")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 autocast
+    is emulated and slower than fp32."""
+    cpu = torch.cpu
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def use_bf16(precision: str) -> bool:
+    """Resolve an inference precision: "auto" is bf16 where the CPU has it natively (measured:
+    ~2x the hybrid's beats/s, argmax unchanged on real beats; docs/performance.md)."""
+    from ecgfusion.errors import ConfigError
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision == "bf16" or (precision == "auto" and native_bf16())
+
+
+def inference_autocast(bf16: bool) -> contextlib.AbstractContextManager:
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()

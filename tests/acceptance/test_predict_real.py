@@ -145,9 +145,24 @@ def test_csv_and_npy_inputs_need_fs(run_dir, short_record, tmp_path, capsys):
     assert (tmp_path / "o" / "beats.ecgf").is_file()
 
 
+def test_bf16_inference_keeps_the_shipped_hybrids_labels(short_record):
+    """`predict --precision auto` runs bf16 on CPUs that have it: same labels as fp32."""
+    from ecgfusion.inference.loading import load_predictor
+    from ecgfusion.inference.predict import predict_recording
+
+    predictor = load_predictor(None, "mitdb-late-fusion")
+    rec = read_recording(short_record / "100")
+    fp32 = predict_recording(rec, predictor)
+    bf16 = predict_recording(rec, predictor, bf16=True)
+    np.testing.assert_array_equal(fp32.samples, bf16.samples)
+    assert np.mean(fp32.labels == bf16.labels) >= 0.99
+    assert np.abs(fp32.probs - bf16.probs).max() < 0.05
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--precision", "fp8"], "precision must be one of"),
         (["--lead", "V9"], "no lead 'V9'"),
         (["--pretrained", "nope"], "exactly one of"),
     ],

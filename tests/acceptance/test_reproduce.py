@@ -27,6 +27,7 @@ def fake_train(monkeypatch):
         if resume and (run_dir / "metrics.json").is_file():
             return json.loads((run_dir / "metrics.json").read_text())
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(config.to_yaml())
         base = 0.9 + 0.01 * config.trainer.seed
         result = {
             "run": {"model": config.model.name},
@@ -58,7 +59,7 @@ def fake_train(monkeypatch):
     return calls
 
 
-def run(tmp_path, mitdb_dir, session_cache, mitdb_beats, seeds=1):
+def run(tmp_path, mitdb_dir, session_cache, mitdb_beats, seeds=1, extra=()):
     return rep.reproduce(
         "mitdb",
         "beat-random",
@@ -70,6 +71,7 @@ def run(tmp_path, mitdb_dir, session_cache, mitdb_beats, seeds=1):
         str(mitdb_dir.parent),
         str(session_cache),
         log=lambda line: None,
+        extra=extra,
     )[0]
 
 
@@ -92,6 +94,20 @@ def test_stages_run_once_then_are_reused(
     run(tmp_path, mitdb_dir, session_cache, mitdb_beats)
     assert all(resume for _, _, resume, _ in fake_train)  # every stage reused from metrics.json
     assert (out / "experiment1.md").is_file() and (out / "README.md").is_file()
+
+
+def test_a_changed_config_trains_the_stage_again(
+    tmp_path, mitdb_dir, session_cache, mitdb_beats, fake_train
+):
+    run(tmp_path, mitdb_dir, session_cache, mitdb_beats)
+    stale = tmp_path / "runs" / "quick" / "mitdb-beat-random" / "seed_0" / "cnn_2d" / "stale.txt"
+    stale.write_text("from the first budget")
+    fake_train.clear()
+    run(tmp_path, mitdb_dir, session_cache, mitdb_beats, extra=("trainer.max_epochs=1",))
+    assert [resume for _, _, resume, _ in fake_train] == [False] * 6
+    assert not stale.exists()
+    written = (stale.parent / "config.yaml").read_text()
+    assert "max_epochs: 1\n" in written
 
 
 def test_interrupted_stage_resumes_and_empty_one_restarts(

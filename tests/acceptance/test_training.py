@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -298,3 +299,18 @@ def test_cached_backbone_outputs_give_the_same_run_as_running_the_backbones(
     for column in ("train_loss", "val_loss"):
         assert history[True][column].to_numpy() == pytest.approx(
             history[False][column].to_numpy(), abs=1e-5)
+
+
+def test_train_and_val_caps_thin_only_their_part(mitdb_beats):
+    """max_train_beats / max_val_beats draw from their own part; the test part stays whole."""
+    from ecgfusion.training.config import DataConfig
+    from ecgfusion.training.datamodule import prepare_split
+
+    whole = prepare_split(DataConfig(dataset="mitdb"), mitdb_beats).index
+    capped = prepare_split(
+        DataConfig(dataset="mitdb", max_train_beats=500, max_val_beats=300), mitdb_beats
+    ).index
+    assert len(capped["train"]) == 500 and len(capped["val"]) == 300
+    assert set(capped["train"]) <= set(whole["train"])
+    assert set(capped["val"]) <= set(whole["val"])
+    np.testing.assert_array_equal(capped["test"], whole["test"])

@@ -56,7 +56,7 @@ def epoch_times(
 
 
 def run(tiny: bool = False, data_root: str | None = None) -> BenchResult:
-    n, repeats, batch = (128, 2, 64) if tiny else (2048, 3, BATCH)
+    n, repeats, batch = (128, 2, 64) if tiny else (1024, 3, BATCH)
     x = real_beats(n, seed=3, data_root=data_root)
     y = real_labels(n)
     result = BenchResult(

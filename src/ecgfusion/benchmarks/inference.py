@@ -6,14 +6,13 @@ classify in batches; each stage is timed so the slowest one is visible.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 from torch import nn
 
 from ecgfusion.benchmarks.common import BenchResult, Timing, measure, real_beats
 from ecgfusion.benchmarks.fusion import build_fusion
+from ecgfusion.runtime import inference_autocast, use_bf16
 
 RECORD = "100"
 GOAL_RATE = 1500.0
@@ -31,12 +30,13 @@ def hybrid(channels_last: bool = True, chunked: bool = True) -> nn.Module:
 
 def classify(model: nn.Module, x: torch.Tensor, batch: int, bf16: bool = False) -> torch.Tensor:
     """Class probabilities [n, C] in float32, batch by batch."""
-    cast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with torch.inference_mode(), cast:
+    with torch.inference_mode(), inference_autocast(bf16):
         return torch.cat([torch.softmax(model(xb).scores.float(), 1) for xb in x.split(batch)])
 
 
-def record_stages(model: nn.Module, batch: int, seconds: float | None, data_root: str | None):
+def record_stages(
+    model: nn.Module, batch: int, seconds: float | None, data_root: str | None, bf16: bool = False
+):
     """Callables for each stage of classifying one record, sharing their intermediate results."""
     from ecgfusion.data.beats import TARGET_FS, get_segmenter
     from ecgfusion.data.root import database_dir
@@ -59,14 +59,14 @@ def record_stages(model: nn.Module, batch: int, seconds: float | None, data_root
         state["x"] = torch.from_numpy(np.ascontiguousarray(beats[~flat]))
 
     def predict() -> None:
-        classify(model, state["x"], batch)
+        classify(model, state["x"], batch, bf16)  # as `ecgfusion predict --precision auto`
 
     return {"read": read, "detect": detect, "segment": segment, "classify": predict}, state
 
 
 def run(tiny: bool = False, data_root: str | None = None) -> BenchResult:
     batches = (1, 16, 64) if tiny else (1, 64, 256, 1024)
-    n, repeats = (64, 2) if tiny else (2048, 3)
+    n, repeats = (64, 2) if tiny else (1024, 3)
     x = real_beats(n, seed=4, data_root=data_root)
     big = batches[-1]
     result = BenchResult(
@@ -118,12 +118,14 @@ def run(tiny: bool = False, data_root: str | None = None) -> BenchResult:
     result.add_target(f"hybrid beats/s at batch {big} (best variant)", best, GOAL_RATE)
 
     seconds = 20.0 if tiny else None
-    stages, state = record_stages(model, best_batch, seconds, data_root)
+    bf16 = use_bf16("auto")
+    stages, state = record_stages(model, best_batch, seconds, data_root, bf16)
     total = 0.0
     for name, fn in stages.items():
         timing = measure(fn, repeats, warmup=0 if name == "read" else 1)
         total += timing.median
-        row(f"record {RECORD}: {name}", best_batch if name == "classify" else None,
+        what = f"record {RECORD}: {name}" + (", bf16" if name == "classify" and bf16 else "")
+        row(what, best_batch if name == "classify" else None,
             len(state["x"]) if "x" in state else None, timing)
     result.rows.append({"what": f"record {RECORD}: total", "beats": len(state["x"]),
                         "ms/beat": total / len(state["x"]) * 1e3})

@@ -119,7 +119,7 @@ def train_rate(
 
 
 def run(tiny: bool = False, data_root: str | None = None) -> BenchResult:
-    repeats, per_repeat = (2, 32) if tiny else (3, 1024)
+    repeats, per_repeat = (2, 32) if tiny else (3, 512)
     largest = max(max(b[tiny]) for b in BATCHES.values())
     x = real_beats(max(largest, per_repeat) + largest, seed=2, data_root=data_root)
     y = real_labels(len(x))

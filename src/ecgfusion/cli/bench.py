@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -39,9 +40,11 @@ def bench(
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
         console.print("[yellow]hint: OMP_WAIT_POLICY=PASSIVE ecgfusion bench … is faster and "
                       "steadier on a shared CPU (it must be set before torch starts)[/]")
+    start = time.perf_counter()
     for name in selected:
         console.rule(name)
         result = run_benchmark(name, tiny=tiny, data_root=data_root, quick=not skip_quick)
         console.print(render(result))
         path = write_json(result, out)
         console.print(f"[dim]{result.seconds:.1f} s; wrote {path}[/]")
+    console.print(f"{len(selected)} benchmark(s) in {time.perf_counter() - start:.0f} s wall")

@@ -27,6 +27,14 @@ def reproduce(
     ),
     data_root: DataRoot = None,
     cache_dir: CacheDir = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a config key in every stage, after the preset: "
+            "--set trainer.precision=32 (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """prepare -> 1D model -> 2D model -> late fusion -> intermediate fusions -> tables.
 
@@ -47,6 +55,7 @@ def reproduce(
         None if data_root is None else str(data_root),
         None if cache_dir is None else str(cache_dir),
         log=lambda line: console.print(line, markup=False),
+        extra=tuple(set_ or ()),
     )
     for folder in folders:
         for name in ("experiment1.md", "experiment2.md"):

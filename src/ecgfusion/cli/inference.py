@@ -41,6 +41,10 @@ def predict(
     ] = None,
     window: Annotated[str | None, typer.Option(help="Strip window START:END in seconds.")] = None,
     batch_size: Annotated[int, typer.Option(help="Beats per forward pass.")] = 256,
+    precision: Annotated[
+        str,
+        typer.Option(help="auto (bf16 where the CPU has it natively), 32 or bf16."),
+    ] = "auto",
 ) -> None:
     """Detect, cut and classify every beat of a recording; write .ecgf, CSV, summary and strip.
 
@@ -52,13 +56,15 @@ def predict(
     from ecgfusion.inference.loading import load_predictor
     from ecgfusion.inference.predict import predict_recording, write_outputs
     from ecgfusion.inference.recording import read_recording
+    from ecgfusion.runtime import use_bf16
 
     strip = _window(window)
+    bf16 = use_bf16(precision)
     predictor = load_predictor(model, pretrained)
     for record in records:
         start = time.perf_counter()
         recording = read_recording(record, lead, fs)
-        prediction = predict_recording(recording, predictor, batch_size, progress=True)
+        prediction = predict_recording(recording, predictor, batch_size, progress=True, bf16=bf16)
         written = write_outputs(prediction, predictor, out, strip)
         summary = prediction.summary(predictor)
         for warning in prediction.warnings:

@@ -23,6 +23,7 @@ from ecgfusion.inference.detect import locate_beats
 from ecgfusion.inference.recording import Recording
 from ecgfusion.io import atomic_write_bytes
 from ecgfusion.progress import track
+from ecgfusion.runtime import inference_autocast
 
 ANNOTATION_EXT = "ecgf"
 #: Classes counted as ectopic in the burden: supraventricular and ventricular ectopy (+ fusion).
@@ -89,7 +90,11 @@ class Prediction:
 
 
 def predict_recording(
-    recording: Recording, predictor: Predictor, batch_size: int = 256, progress: bool = False
+    recording: Recording,
+    predictor: Predictor,
+    batch_size: int = 256,
+    progress: bool = False,
+    bf16: bool = False,
 ) -> Prediction:
     warnings: list[str] = []
     if recording.name in predictor.seen_records:
@@ -117,9 +122,10 @@ def predict_recording(
     probs = []
     predictor.model.eval()
     starts = list(range(0, len(x), batch_size))
-    with torch.inference_mode():
+    with torch.inference_mode(), inference_autocast(bf16):
         for s in track(starts, description=f"classifying {len(x)} beats", enabled=progress):
-            probs.append(torch.softmax(predictor.model(x[s : s + batch_size]).scores, dim=1))
+            scores = predictor.model(x[s : s + batch_size]).scores.float()
+            probs.append(torch.softmax(scores, dim=1))
     p = torch.cat(probs).numpy() if probs else np.zeros((0, len(predictor.class_names)))
     return Prediction(
         recording=recording,

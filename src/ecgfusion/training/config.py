@@ -44,6 +44,9 @@ class DataConfig(_Strict):
     max_beats: int | None = Field(default=None, ge=1)
     #: Random cap on the training part only, so validation and test stay untouched.
     max_train_beats: int | None = Field(default=None, ge=1)
+    #: Random cap on the validation part (it only picks the best epoch and stops early); the
+    #: test part, which the reported numbers come from, is never thinned by it.
+    max_val_beats: int | None = Field(default=None, ge=1)
     #: "reduced": ecgfusion.data.splits' down-sampling of the training part (the reproduction's
     #: "MIT-BIH reduced"); val/test stay as they are.
     rebalance: Literal["reduced"] | None = None
@@ -81,7 +84,7 @@ class DataConfig(_Strict):
                 )
             beat_only = [
                 k
-                for k in ("max_beats", "max_train_beats", "rebalance")
+                for k in ("max_beats", "max_train_beats", "max_val_beats", "rebalance")
                 if getattr(self, k) is not None
             ]
             if beat_only:

@@ -112,11 +112,10 @@ def prepare_split(config: DataConfig, beats: BeatSet | None = None) -> PreparedD
         beats = beats.subset(np.sort(rng.choice(len(beats), size=config.max_beats, replace=False)))
     split = make_split(beats, config.protocol, seed=config.seed, rebalance=config.rebalance)
     index = {part: np.asarray(idx, dtype=np.int64) for part, idx in split.parts().items()}
-    train = index["train"]
-    if config.max_train_beats is not None and len(train) > config.max_train_beats:
-        rng = np.random.default_rng(config.seed)
-        train = np.sort(rng.choice(train, size=config.max_train_beats, replace=False))
-    index["train"] = train
+    for part, cap in (("train", config.max_train_beats), ("val", config.max_val_beats)):
+        if cap is not None and len(index[part]) > cap:
+            rng = np.random.default_rng(config.seed)
+            index[part] = np.sort(rng.choice(index[part], size=cap, replace=False))
     for part in PARTS:
         if len(index[part]) == 0:
             raise DataError(

@@ -345,6 +345,7 @@ def _data_section(config: RunConfig, dm: BeatDataModule) -> dict[str, Any]:
         "rebalance": config.data.rebalance,
         "max_beats": config.data.max_beats,
         "max_train_beats": config.data.max_train_beats,
+        "max_val_beats": config.data.max_val_beats,
         "records": config.data.records,
         "n_samples": dm.n_samples,
         "sampling_rate": dm.sampling_rate,
