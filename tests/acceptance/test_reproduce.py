@@ -59,11 +59,11 @@ def fake_train(monkeypatch):
     return calls
 
 
-def run(tmp_path, mitdb_dir, session_cache, mitdb_beats, seeds=1, extra=()):
+def run(tmp_path, mitdb_dir, session_cache, mitdb_beats, seeds=1, extra=(), preset="quick"):
     return rep.reproduce(
         "mitdb",
         "beat-random",
-        "quick",
+        preset,
         seeds,
         tmp_path / "results",
         tmp_path / "runs",
@@ -94,6 +94,19 @@ def test_stages_run_once_then_are_reused(
     run(tmp_path, mitdb_dir, session_cache, mitdb_beats)
     assert all(resume for _, _, resume, _ in fake_train)  # every stage reused from metrics.json
     assert (out / "experiment1.md").is_file() and (out / "README.md").is_file()
+
+
+def test_comparison_page_puts_protocols_targets_and_joint_fusions_side_by_side(
+    tmp_path, mitdb_dir, session_cache, mitdb_beats, fake_train
+):
+    out = run(tmp_path, mitdb_dir, session_cache, mitdb_beats, preset="cpu")
+    page = (out.parent / "comparison.md").read_text()
+    # the fake's late fusion: MCC 0.90, F1 0.80, acc 0.95 -> below every part of the target
+    assert "| Hybrid: late fusion | 0.9000 / 0.8000 / 0.9500 | 0.9463 / 0.9128 / 0.9837 |" in page
+    assert "| accuracy | 0.9500 | ≥ 0.986 | **NOT met** |" in page
+    assert "| Hybrid: late fusion | beat-random | 0.5000 | 0.6000 | 0.7000 |" in page
+    # frozen vs joint: both present in the cpu preset, same fake metrics -> no change
+    assert "| mitdb | beat-random | Hybrid: late fusion |" in page and "+0.0000" in page
 
 
 def test_a_changed_config_trains_the_stage_again(

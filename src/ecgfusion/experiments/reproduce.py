@@ -406,6 +406,7 @@ def reproduce_one(
     extra: tuple[str, ...] = (),
 ) -> Path:
     """All stages for one dataset × protocol; returns the results folder."""
+    from ecgfusion.benchmarks.common import cpu_model
     from ecgfusion.data.cache import load_beats
     from ecgfusion.data.splits import KnownPatientOverlapWarning, make_split
     from ecgfusion.training.config import load_config
@@ -455,7 +456,7 @@ def reproduce_one(
         "beats": len(beats),
         "n_samples": beats.n_samples,
         "epochs": ", ".join(f"{k} {v}" for k, v in epochs.items()),
-        "hardware": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}",
+        "hardware": f"{cpu_model()}, {os.cpu_count()} cores ({platform.machine()})",
         "command": command,
         "runs": str(runs_root / preset.name / name),
         "wall_seconds": time.perf_counter() - start,
@@ -527,4 +528,9 @@ def reproduce(
                     tuple(extra),
                 )
             )
+    from ecgfusion.experiments.compare import write_comparison
+
+    page = write_comparison(Path(out) / preset)  # every folder of this preset, this run's or not
+    if page is not None:
+        log(f"comparison of all {preset} folders: {page}")
     return folders
