@@ -23,7 +23,7 @@ from ecgfusion.evaluation.plots import epoch_history
 from ecgfusion.models import load_model
 from ecgfusion.models.fusion import FusionModel
 from ecgfusion.training.config import validate_config
-from ecgfusion.training.trainer import train
+from ecgfusion.training.trainer import evaluate, train
 
 pytestmark = pytest.mark.acceptance
 
@@ -287,7 +287,8 @@ def test_cached_backbone_outputs_give_the_same_run_as_running_the_backbones(
         results[cache] = train(validate_config(yaml.safe_load(config.read_text())),
                                tmp_path / f"lf_{cache}")
     cached, direct = results[True], results[False]
-    assert len(calls) == 2  # train and val parts, once, only in the cached run
+    assert len(calls) == 3  # train, val and test parts, once, only in the cached run
+    assert cached["timing"]["test_backbones_reused"] is False
     assert cached["run"]["best_epoch"] == direct["run"]["best_epoch"]
     assert cached["run"]["best_val_macro_f1"] == pytest.approx(direct["run"]["best_val_macro_f1"],
                                                                abs=1e-6)
@@ -299,6 +300,13 @@ def test_cached_backbone_outputs_give_the_same_run_as_running_the_backbones(
     for column in ("train_loss", "val_loss"):
         assert history[True][column].to_numpy() == pytest.approx(
             history[False][column].to_numpy(), abs=1e-5)
+    # A second stage on the same backbones reuses their test outputs, with the same metrics,
+    # and `evaluate` (model.pt on the beats) reproduces the stored metrics exactly.
+    again = train(validate_config(yaml.safe_load((tmp_path / "lf_True.yaml").read_text())),
+                  tmp_path / "lf_again")
+    assert again["timing"]["test_backbones_reused"] is True
+    assert again["metrics"]["confusion_matrix"] == cached["metrics"]["confusion_matrix"]
+    assert evaluate(tmp_path / "lf_True")["reproduced"] is True
 
 
 def test_train_and_val_caps_thin_only_their_part(mitdb_beats):

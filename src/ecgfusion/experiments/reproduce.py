@@ -264,13 +264,15 @@ def _time_table(results: list[StageResult]) -> tuple[list[str], list[list[str]]]
     headers = ["model", "epochs", "train time (s)", "test time (s)", "test beats/s", "device"]
     rows = []
     for r in results:
+        # a later fusion stage on the same frozen backbones reuses their test outputs
+        reused = " (head only)" if any(r.values("timing", "test_backbones_reused")) else ""
         rows.append(
             [
                 r.stage.title,
                 _fmt_int(r.values("timing", "epochs_trained")),
                 _fmt(r.values("timing", "train_seconds"), 1),
-                _fmt(r.values("timing", "test_inference_seconds"), 1),
-                _fmt(r.values("timing", "test_samples_per_second"), 0),
+                _fmt(r.values("timing", "test_inference_seconds"), 1) + reused,
+                _fmt(r.values("timing", "test_samples_per_second"), 0) + reused,
                 str(r.runs[0]["timing"].get("device", "?")),
             ]
         )

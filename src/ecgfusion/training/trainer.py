@@ -316,17 +316,35 @@ def predict_scores(model: nn.Module, x: Tensor, batch_size: int, device: torch.d
 def score_test_part(
     model: nn.Module, dm: BeatDataModule, config: RunConfig
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, timing) of ``model`` on the test part."""
+    """(metrics, timing) of ``model`` on the test part.
+
+    A frozen fusion's backbones give every fusion stage built on them the same test outputs, so
+    those are computed by the first stage and reused (keyed by the weights' and beats' hashes;
+    equal to running model.pt on the beats). Its test time then covers the head only, and
+    ``timing["test_backbones_reused"]`` says so.
+    """
     device = _device(config)
     x, y = dm.tensors["test"]
+    batch = config.trainer.eval_batch_size
+    cached = uses_backbone_cache(config, model)
+    reused = cached and model.has_cached_outputs(x)
     start = time.perf_counter()
-    scores = predict_scores(model, x, config.trainer.eval_batch_size, device)
+    if cached:
+        model.eval().to(device)
+        packed = model.cache_backbone_outputs(x, batch)
+        with torch.no_grad():
+            scores = torch.cat(
+                [model.fuse_packed(p.to(device)).scores.float().cpu() for p in packed.split(batch)]
+            )
+    else:
+        scores = predict_scores(model, x, batch, device)
     seconds = time.perf_counter() - start
     metrics = classification_metrics(scores, y, dm.class_names)
     timing = {
         "test_inference_seconds": round(seconds, 4),
         "test_samples_per_second": round(len(y) / seconds, 1) if seconds > 0 else None,
-        "test_batch_size": config.trainer.eval_batch_size,
+        "test_batch_size": batch,
+        "test_backbones_reused": bool(reused),
         "device": _device_name(device),
         "torch_threads": torch.get_num_threads(),
     }
