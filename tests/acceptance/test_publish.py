@@ -63,3 +63,21 @@ def test_unfinished_runs_cannot_be_published(tmp_path):
     with pytest.raises(DataError, match="only a finished run"):
         publish.publish_pretrained(tmp_path / "run", "x", "quick", "cmd", dest=tmp_path / "p")
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("name", loading.pretrained_names())
+def test_every_shipped_model_loads_and_its_card_matches_its_metrics(name, mitdb_beats):
+    """The shipped weights cannot rot: each loads, classifies real beats, and its card carries
+    the metrics of its metrics.json (`evaluate --pretrained NAME` recomputes those in full)."""
+    folder = loading.PRETRAINED_DIR / name
+    card = json.loads((folder / "card.json").read_text())
+    stored = json.loads((folder / "metrics.json").read_text())["metrics"]
+    assert card["name"] == name and card["preset"] in ("quick", "cpu", "paper")
+    for key, value in card["metrics"].items():
+        assert value == stored[key]
+    predictor = loading.load_predictor(pretrained=name)
+    # PTB-XL beats have the same 187-sample form, so MIT-BIH beats exercise every model
+    beats = torch.from_numpy(mitdb_beats.signals[:32])
+    with torch.inference_mode():
+        scores = predictor.model.eval()(beats).scores
+    assert scores.shape == (32, len(card["class_names"])) and torch.isfinite(scores).all()

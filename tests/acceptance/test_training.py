@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback
 
 from ecgfusion.cli import main
 from ecgfusion.evaluation.plots import epoch_history
+from ecgfusion.models import fusion as fusion_module
 from ecgfusion.models import load_model
 from ecgfusion.models.fusion import FusionModel
 from ecgfusion.training.config import validate_config
@@ -280,6 +281,8 @@ def test_cached_backbone_outputs_give_the_same_run_as_running_the_backbones(
         return original(self, x, batch_size)
 
     monkeypatch.setattr(FusionModel, "cache_backbone_outputs", counting)
+    # earlier tests trained fusions on these backbones: start from an empty output memo
+    monkeypatch.setattr(fusion_module, "_OUTPUT_MEMO", {})
     for cache in (True, False):
         config = write_config(tmp_path / f"lf_{cache}.yaml", data_section, "intermediate_fusion",
                               {"mode": "concat"}, epochs=2, model={"backbones": backbone_section},
