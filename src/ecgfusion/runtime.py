@@ -12,6 +12,8 @@ import os
 
 import torch
 
+from ecgfusion.errors import ConfigError
+
 
 def configure_threads(n: int | None = None) -> int:
     """Use ``n`` intra-op threads (None: one per available core); returns the number set.
@@ -43,8 +45,6 @@ def native_bf16() -> bool:
 def use_bf16(precision: str) -> bool:
     """Resolve an inference precision: "auto" is bf16 where the CPU has it natively (measured:
     ~2x the hybrid's beats/s, argmax unchanged on real beats; docs/performance.md)."""
-    from ecgfusion.errors import ConfigError
-
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return precision == "bf16" or (precision == "auto" and native_bf16())

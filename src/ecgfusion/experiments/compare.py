@@ -12,7 +12,14 @@ import json
 from pathlib import Path
 
 from ecgfusion.experiments.published import ORIGINAL, REPRODUCTION
-from ecgfusion.experiments.reproduce import PROTOCOLS, STAGES, _fmt, _markdown, _published
+from ecgfusion.experiments.reproduce import (
+    PROTOCOLS,
+    STAGES,
+    _fmt,
+    _markdown,
+    _published,
+    dig,
+)
 from ecgfusion.io import atomic_write_text
 
 PAGE = "comparison.md"
@@ -38,13 +45,7 @@ def load_folders(preset_dir: Path) -> dict[tuple[str, str], dict]:
 
 
 def _values(result: dict, stage: str, *path: str) -> list[float | None]:
-    out = []
-    for metrics in result["stages"].get(stage, {}).get("metrics", []):
-        node = metrics
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        out.append(node)
-    return out
+    return [dig(m, path) for m in result["stages"].get(stage, {}).get("metrics", [])]
 
 
 def _triple(result: dict | None, stage: str) -> str:

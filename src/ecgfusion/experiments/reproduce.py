@@ -225,13 +225,14 @@ class StageResult:
     run_dirs: list[Path]
 
     def values(self, *path: str) -> list[float | None]:
-        out = []
-        for run in self.runs:
-            node = run
-            for key in path:
-                node = node.get(key) if isinstance(node, dict) else None
-            out.append(node)
-        return out
+        return [dig(run, path) for run in self.runs]
+
+
+def dig(node: object, path: tuple[str, ...]) -> object:
+    """``node[path[0]][path[1]]...``, None where a key is missing."""
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
 
 
 def _metric_table(results: list[StageResult], dataset: str) -> tuple[list[str], list[list[str]]]:

@@ -30,26 +30,21 @@ from ecgfusion.data.ptbxl import PtbxlRecords, prepare_ptbxl_records
 from ecgfusion.errors import ConfigError, DataError
 from ecgfusion.evaluation.multilabel import choose_thresholds, record_metrics, write_record_report
 from ecgfusion.evaluation.report import METRICS_FILE, read_metrics
-from ecgfusion.training.config import OptimConfig, RunConfig, save_config
+from ecgfusion.training.config import OptimConfig, RunConfig
 from ecgfusion.training.datamodule import PARTS, SliceSampler, class_weights
 from ecgfusion.training.module import BeatClassifier
 from ecgfusion.training.trainer import (
-    CHECKPOINT_DIR,
-    LAST_CKPT,
     METRICS_FORMAT,
     MODEL_FILE,
     _check_run_dir,
     _device,
     _device_name,
-    _finished_result,
-    _load_checkpoint,
-    _make_trainer,
     _model_file,
-    _quiet_lightning,
     _read_run_config,
     _torch_threads,
     add_fit_timing,
-    check_checkpoint,
+    fit_best,
+    resume_point,
     write_figures,
 )
 
@@ -458,15 +453,9 @@ def train_records(
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
     check_record_config(config)
-    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
-    if resume:
-        finished = _finished_result(run_dir, config)
-        if finished is not None:
-            return finished
-        if not last.is_file():
-            raise DataError(
-                f"{last} not found: the run stopped before its first epoch ended; start it again"
-            )
+    finished = resume_point(run_dir, config, resume)
+    if finished is not None:
+        return finished
     with _torch_threads(config.trainer.num_threads):
         return _train_records(config, run_dir, resume, records)
 
@@ -476,24 +465,12 @@ def _train_records(
 ) -> dict[str, Any]:
     from ecgfusion.models import save_model
 
-    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     dm = build_record_datamodule(config, records)
     model = build_record_model(config, dm)
     weights = dm.loss_weights() if config.trainer.class_weights else None
     module = RecordClassifier(model, config.optim, dm.task, class_weights=weights)
-    if resume:
-        check_checkpoint(last, module)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir)
-    with _quiet_lightning():
-        trainer, checkpoint = _make_trainer(config, run_dir, [])
-        start = time.perf_counter()
-        trainer.fit(module, datamodule=dm, ckpt_path=last if resume else None)
-        train_seconds = time.perf_counter() - start
-    best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
-    best = _load_checkpoint(best_path)
-    module.load_state_dict(best["state_dict"])
+    trainer, checkpoint, train_seconds, best = fit_best(config, run_dir, module, lambda: dm, resume)
     best_epoch = int(best.get("epoch", -1)) + 1
     best_score = checkpoint.best_model_score
     save_model(

@@ -21,7 +21,7 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -326,12 +326,12 @@ def score_test_part(
     device = _device(config)
     x, y = dm.tensors["test"]
     batch = config.trainer.eval_batch_size
-    cached = uses_backbone_cache(config, model)
-    reused = cached and model.has_cached_outputs(x)
+    reused = False
     start = time.perf_counter()
-    if cached:
+    if uses_backbone_cache(config, model):
         model.eval().to(device)
         packed = model.cache_backbone_outputs(x, batch)
+        reused = model.last_cache_hit
         with torch.no_grad():
             scores = torch.cat(
                 [model.fuse_packed(p.to(device)).scores.float().cpu() for p in packed.split(batch)]
@@ -497,19 +497,59 @@ def train_run(
 ) -> dict[str, Any]:
     """Train one seed into ``run_dir``; returns what metrics.json holds."""
     run_dir = Path(run_dir)
-    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
     _check_run_dir(run_dir, resume)
     check_model_section(config)
-    if resume:
-        finished = _finished_result(run_dir, config)
-        if finished is not None:
-            return finished
-        if not last.is_file():
-            raise DataError(
-                f"{last} not found: the run stopped before its first epoch ended; start it again"
-            )
+    finished = resume_point(run_dir, config, resume)
+    if finished is not None:
+        return finished
     with _torch_threads(config.trainer.num_threads):
         return _train_run(config, run_dir, resume, beats, callbacks)
+
+
+def resume_point(run_dir: Path, config: RunConfig, resume: bool) -> dict[str, Any] | None:
+    """On a resume, the stored result when this exact config already finished; otherwise None,
+    once it is sure there is a last checkpoint to continue from."""
+    if not resume:
+        return None
+    finished = _finished_result(run_dir, config)
+    if finished is not None:
+        return finished
+    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
+    if not last.is_file():
+        raise DataError(
+            f"{last} not found: the run stopped before its first epoch ended; start it again"
+        )
+    return None
+
+
+def fit_best(
+    config: RunConfig,
+    run_dir: Path,
+    module: L.LightningModule,
+    make_datamodule: Callable[[], L.LightningDataModule],
+    resume: bool,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[L.Trainer, ModelCheckpoint, float, dict]:
+    """Fit ``module`` into ``run_dir`` (continuing last.ckpt on a resume) and load its best
+    checkpoint back; returns (trainer, checkpoint callback, fit seconds, best checkpoint).
+
+    ``make_datamodule`` runs inside the timed fit, so what it prepares (the frozen fusion
+    backbones' outputs) counts as training time.
+    """
+    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
+    if resume:
+        check_checkpoint(last, module)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir)
+    with _quiet_lightning():
+        trainer, checkpoint = _make_trainer(config, run_dir, list(callbacks))
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=make_datamodule(), ckpt_path=last if resume else None)
+        seconds = time.perf_counter() - start
+    best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
+    best = _load_checkpoint(best_path)
+    module.load_state_dict(best["state_dict"])
+    return trainer, checkpoint, seconds, best
 
 
 @contextlib.contextmanager
@@ -527,24 +567,13 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 def _train_run(
     config: RunConfig, run_dir: Path, resume: bool, beats: BeatSet | None, callbacks: list | None
 ) -> dict[str, Any]:
-    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     dm = build_datamodule(config, beats)
     model = build_model(config, dm)
     module = build_module(config, model, dm, cached_inputs=uses_backbone_cache(config, model))
-    if resume:
-        check_checkpoint(last, module)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir)
-    with _quiet_lightning():
-        trainer, checkpoint = _make_trainer(config, run_dir, list(callbacks or []))
-        start = time.perf_counter()
-        fit_dm = fit_datamodule(config, model, dm)
-        trainer.fit(module, datamodule=fit_dm, ckpt_path=last if resume else None)
-        train_seconds = time.perf_counter() - start
-    best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
-    best = _load_checkpoint(best_path)
-    module.load_state_dict(best["state_dict"])
+    trainer, checkpoint, train_seconds, best = fit_best(
+        config, run_dir, module, lambda: fit_datamodule(config, model, dm), resume, callbacks or ()
+    )
     from ecgfusion.models import save_model
 
     best_score = checkpoint.best_model_score
