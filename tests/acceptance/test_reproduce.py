@@ -60,6 +60,7 @@ def fake_train(monkeypatch):
 
 
 def run(tmp_path, mitdb_dir, session_cache, mitdb_beats, seeds=1, extra=(), preset="quick"):
+    # jobs=1: the fake trainer is patched into this process only
     return rep.reproduce(
         "mitdb",
         "beat-random",
@@ -72,6 +73,7 @@ def run(tmp_path, mitdb_dir, session_cache, mitdb_beats, seeds=1, extra=(), pres
         str(session_cache),
         log=lambda line: None,
         extra=extra,
+        jobs=1,
     )[0]
 
 
@@ -80,10 +82,11 @@ def test_stages_run_once_then_are_reused(
 ):
     out = run(tmp_path, mitdb_dir, session_cache, mitdb_beats)
     names = [c[1] for c in fake_train]
-    # quick: no jointly trained fusions; backbones first, then the four fusions.
+    # quick: no jointly trained fusions; backbones and baseline first, then the four fusions.
     assert names == [
         "cnn_transformer_1d",
         "cnn_2d",
+        "kachuee_cnn",
         "late_fusion",
         "intermediate_concat",
         "intermediate_sum",
@@ -117,7 +120,7 @@ def test_a_changed_config_trains_the_stage_again(
     stale.write_text("from the first budget")
     fake_train.clear()
     run(tmp_path, mitdb_dir, session_cache, mitdb_beats, extra=("trainer.max_epochs=1",))
-    assert [resume for _, _, resume, _ in fake_train] == [False] * 6
+    assert [resume for _, _, resume, _ in fake_train] == [False] * 7
     assert not stale.exists()
     written = (stale.parent / "config.yaml").read_text()
     assert "max_epochs: 1\n" in written
@@ -142,20 +145,37 @@ def test_interrupted_stage_resumes_and_empty_one_restarts(
 def test_fusion_stages_name_the_backbone_runs(tmp_path, mitdb_dir, session_cache):
     stage = next(s for s in rep.STAGES if s.key == "late_fusion")
     runs = tmp_path / "seed_0"
-    overrides = rep.stage_overrides(
-        stage, rep.PRESETS["quick"], "mitdb", "inter-patient", 0, runs, None, None
-    )
-    from ecgfusion.training.config import load_config
-
-    config = load_config(rep.config_path(stage, "mitdb"), overrides)
+    quick, cpu = rep.load_preset("quick"), rep.load_preset("cpu")
+    config = rep.stage_config(stage, quick, "mitdb", "inter-patient", 0, runs, None, None)
     assert config.model.backbones.backbone_1d == str(runs / "cnn_transformer_1d")
     assert config.data.protocol == "inter-patient" and config.model.params["freeze"] is True
+    assert config.model.init_from is None
     joint = next(s for s in rep.STAGES if s.key == "late_fusion_joint")
-    config = load_config(
-        rep.config_path(joint, "mitdb"),
-        rep.stage_overrides(joint, rep.PRESETS["cpu"], "mitdb", "beat-random", 0, runs, None, None),
-    )
+    config = rep.stage_config(joint, cpu, "mitdb", "beat-random", 0, runs, None, None)
+    # warm start: the joint stage begins from the frozen stage's trained model
     assert config.model.params["freeze"] is False
+    assert config.model.init_from == str(runs / "late_fusion")
+    assert config.optim.backbone_lr_scale < 1
+    # the user's --set comes last
+    config = rep.stage_config(
+        joint, cpu, "mitdb", "beat-random", 0, runs, None, None, ("trainer.max_epochs=7",)
+    )
+    assert config.trainer.max_epochs == 7
+
+
+def test_paper_preset_is_table_ii_exactly(tmp_path):
+    from ecgfusion.training.config import load_config
+
+    paper = rep.load_preset("paper")
+    for stage in rep.STAGES:
+        if stage.kind == "fusion":
+            continue
+        config = rep.stage_config(stage, paper, "mitdb", "beat-random", 0, tmp_path, None, None)
+        table = load_config(rep.config_path(stage, "mitdb"))
+        assert config.optim == table.optim and config.trainer == table.trainer, stage.key
+    one_d = load_config(rep.config_path(rep.STAGES[0], "mitdb"))
+    assert one_d.optim.scheduler == "noam" and one_d.trainer.batch_size == 16
+    assert one_d.trainer.max_epochs == 150 and one_d.trainer.class_weights == "balanced"
 
 
 def test_tables_hold_ours_and_the_published_numbers(
@@ -169,9 +189,10 @@ def test_tables_hold_ours_and_the_published_numbers(
     assert [r["model"] for r in rows] == [
         "1D CNN-Transformer",
         "2D CNN (spectrogram)",
+        "Baseline: residual CNN (Kachuee 2018)",
         "Hybrid: late fusion",
     ]
-    hybrid = rows[2]
+    hybrid = rows[3]
     assert hybrid["paper MCC"] == "0.9463" and hybrid["repro. acc"] == "0.9435"
     assert rows[0]["paper MCC"] == "–"  # not published in our sources: never guessed
     assert hybrid["MCC"] == "0.9050 ± 0.0071"  # seeds 0 and 1: 0.90 and 0.91

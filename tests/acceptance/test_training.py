@@ -120,6 +120,47 @@ def test_fusion_trains_head_on_frozen_backbones(backbones, tmp_path, data_sectio
             assert torch.equal(value, reference[key]), key
 
 
+def test_joint_fusion_warm_starts_from_the_frozen_stage(backbones, tmp_path, data_section, capsys):
+    """Phase 1 trains the head on frozen backbones; phase 2 starts from phase 1's weights
+    (model.init_from) and updates the backbones too, at backbone_lr_scale x the head's lr."""
+    from ecgfusion.training.config import load_config
+    from ecgfusion.training.trainer import build_datamodule, build_model
+
+    backbone_section = {"backbone_1d": str(backbones["cnn_transformer_1d"]),
+                        "backbone_2d": str(backbones["cnn_2d"])}
+    reference = load_model(backbones["cnn_transformer_1d"] / "model.pt").state_dict()
+    frozen_cfg = write_config(tmp_path / "frozen.yaml", data_section, "late_fusion", {},
+                              model={"backbones": backbone_section})
+    args = ["train", str(frozen_cfg), "--run-dir", str(tmp_path / "frozen")]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    phase1 = load_model(tmp_path / "frozen" / "model.pt")
+    for key, value in phase1.backbone_1d.state_dict().items():  # phase 1: backbones untouched
+        assert torch.equal(value, reference[key]), key
+    joint_cfg = write_config(
+        tmp_path / "joint.yaml", data_section, "late_fusion", {"freeze": False},
+        model={"backbones": backbone_section, "init_from": str(tmp_path / "frozen")},
+        optim={"backbone_lr_scale": 0.1},
+    )
+    # the joint model starts exactly where phase 1 ended (head included)
+    config = load_config(joint_cfg)
+    start = build_model(config, build_datamodule(config))
+    for key, value in phase1.state_dict().items():
+        assert torch.equal(start.state_dict()[key], value), key
+    code, _, err = run_cli(["train", str(joint_cfg), "--run-dir", str(tmp_path / "joint")], capsys)
+    assert code == 0, err
+    phase2 = load_model(tmp_path / "joint" / "model.pt")
+    changed = [k for k, v in phase2.backbone_1d.state_dict().items()
+               if not torch.equal(v, reference[k])]
+    assert changed, "phase 2 must update the backbones"
+    # init_from of another model is refused in one line, before training
+    bad = write_config(tmp_path / "bad.yaml", data_section, "late_fusion", {"freeze": False},
+                       model={"backbones": backbone_section,
+                              "init_from": str(backbones["cnn_2d"])})
+    line = cli_error(["train", str(bad), "--run-dir", str(tmp_path / "bad")], capsys)
+    assert "model.init_from" in line and "cnn_2d" in line
+
+
 def test_evaluate_reproduces_metrics_json(backbones, capsys):
     run = backbones["cnn_2d"]
     before = (run / "metrics.json").read_bytes()

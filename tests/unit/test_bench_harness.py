@@ -7,7 +7,7 @@ import json
 import pytest
 from rich.console import Console
 
-from ecgfusion.benchmarks import resolve
+from ecgfusion.benchmarks import BENCHMARKS, resolve
 from ecgfusion.benchmarks.common import BenchResult, Timing, render, write_json
 from ecgfusion.errors import ConfigError
 
@@ -21,7 +21,9 @@ def test_timing_is_the_median_per_unit_with_relative_spread():
 
 def test_names_run_in_suite_order_and_accept_underscores():
     assert resolve(["end_to_end", "spectrogram"]) == ["spectrogram", "end-to-end"]
-    assert resolve(None)[0] == "spectrogram" and len(resolve([])) == 6
+    assert resolve(None)[0] == "spectrogram" and "convergence" not in resolve([])
+    assert resolve([]) == [n for n in BENCHMARKS if n != "convergence"]
+    assert resolve(["convergence"]) == ["convergence"]  # long: only when named
     with pytest.raises(ConfigError, match="unknown benchmark foo"):
         resolve(["foo"])
 

@@ -16,6 +16,7 @@ from ecgfusion.errors import ConfigError
 BENCHMARKS: dict[str, str] = {
     "spectrogram": "spectrogram",
     "train": "train",
+    "convergence": "convergence",
     "fusion": "fusion",
     "inference": "inference",
     "prepare": "prepare",
@@ -23,10 +24,15 @@ BENCHMARKS: dict[str, str] = {
 }
 
 
+#: Run only when named: time-to-accuracy trains six models for minutes each (6 x --budget).
+ON_REQUEST = ("convergence",)
+
+
 def resolve(names: list[str] | None) -> list[str]:
-    """Benchmark names in run order; ``end_to_end`` is accepted for ``end-to-end``."""
+    """Benchmark names in run order; ``end_to_end`` is accepted for ``end-to-end``. Without
+    names: every benchmark but the ON_REQUEST ones."""
     if not names:
-        return list(BENCHMARKS)
+        return [n for n in BENCHMARKS if n not in ON_REQUEST]
     wanted = [n.replace("_", "-") for n in names]
     unknown = [n for n in wanted if n not in BENCHMARKS]
     if unknown:

@@ -25,17 +25,21 @@ PAPER_BATCH = 16
 REPRODUCTION_CPU_HOURS = 20.0
 OUR_BATCH = {"1d": 256, "2d": 64, "fusion": 256}
 N_FUSION_STAGES = 4  # late + intermediate concat / sum / weighted sum
-TINY_OVERRIDES = ("data.max_beats=300", "trainer.max_epochs=1", "trainer.batch_size=64")
+TINY_SECTION = {"data": {"max_beats": 300}, "trainer": {"max_epochs": 1, "batch_size": 64}}
 
 
 def run_quick(tiny: bool, data_root: str | None) -> tuple[float, dict[str, dict]]:
     """Wall seconds of the quick preset (a tiny variant in tiny mode) and each stage's timing."""
-    from ecgfusion.experiments.reproduce import PRESETS, Preset, reproduce_one
+    from ecgfusion.experiments.presets import Preset, load_preset
+    from ecgfusion.experiments.reproduce import reproduce_one
 
-    preset = PRESETS["quick"]
+    preset = load_preset("quick")
     if tiny:
-        overrides = dict.fromkeys(("1d", "2d", "fusion"), TINY_OVERRIDES)
-        preset = Preset("tiny", "benchmark smoke run", overrides, joint=False)
+        stages = {
+            kind: {**preset.section(kind), **TINY_SECTION}
+            for kind in ("1d", "2d", "baseline", "fusion")
+        }
+        preset = Preset(name="tiny", description="benchmark smoke run", stages=stages)
     with tempfile.TemporaryDirectory(prefix="ecgfusion-bench-") as tmp:
         start = time.perf_counter()
         out = reproduce_one("mitdb", "beat-random", preset, 1, Path(tmp) / "results",

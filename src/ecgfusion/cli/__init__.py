@@ -23,7 +23,15 @@ app = typer.Typer(
 )
 
 #: Modules under ecgfusion.cli that register commands, in help order.
-COMMAND_MODULES: tuple[str, ...] = ("data", "models", "train", "inference", "experiments", "bench")
+COMMAND_MODULES: tuple[str, ...] = (
+    "data",
+    "models",
+    "train",
+    "tune",
+    "inference",
+    "experiments",
+    "bench",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"ecgfusion.cli.{_name}").register(app)

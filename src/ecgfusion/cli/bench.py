@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
 
 def bench(
     names: list[str] = typer.Argument(
-        None, help="spectrogram, train, fusion, inference, prepare, end-to-end (default: all)"
+        None,
+        help="spectrogram, train, convergence, fusion, inference, prepare, end-to-end "
+        "(default: all)",
     ),
     tiny: bool = typer.Option(False, "--tiny", help="a few hundred beats / steps: a smoke run"),
     out: Path = typer.Option(Path("benchmarks/results"), "--out", help="folder for NAME.json"),
@@ -25,9 +27,15 @@ def bench(
     skip_quick: bool = typer.Option(
         False, "--skip-quick", help="end-to-end: extrapolate only, do not run the quick preset"
     ),
+    budget: float = typer.Option(
+        None,
+        "--budget",
+        min=1,
+        help="convergence: wall seconds per model and recipe (default 300; --tiny: 2.5)",
+    ),
 ) -> None:
     """Measure speed on real MIT-BIH beats; every table ends with same-run ratios."""
-    from ecgfusion.benchmarks import resolve, run_benchmark
+    from ecgfusion.benchmarks import convergence, resolve, run_benchmark
     from ecgfusion.benchmarks.common import environment, render, write_json
 
     selected = resolve(names)
@@ -43,7 +51,10 @@ def bench(
     start = time.perf_counter()
     for name in selected:
         console.rule(name)
-        result = run_benchmark(name, tiny=tiny, data_root=data_root, quick=not skip_quick)
+        # convergence also writes its plot and curves next to the JSON (its run() gets only
+        # tiny and data_root from the harness)
+        with convergence.options(budget_s=budget, out_dir=out):
+            result = run_benchmark(name, tiny=tiny, data_root=data_root, quick=not skip_quick)
         console.print(render(result))
         path = write_json(result, out)
         console.print(f"[dim]{result.seconds:.1f} s; wrote {path}[/]")

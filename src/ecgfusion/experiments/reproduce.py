@@ -17,14 +17,16 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ecgfusion.errors import ConfigError
+from ecgfusion.experiments.presets import Preset, deep_merge, load_preset
 from ecgfusion.experiments.published import NOTES, ORIGINAL, REPRODUCTION
 from ecgfusion.io import atomic_write_text
+from ecgfusion.training.config import RunConfig, apply_override, parse_yaml, validate_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 DATASETS = ("mitdb", "ptbxl-beats")
@@ -41,15 +43,22 @@ class Stage:
     key: str
     title: str
     config: str
-    kind: str  # "1d" | "2d" | "fusion"
+    kind: str  # "1d" | "2d" | "baseline" | "fusion"
     experiments: tuple[int, ...]
-    overrides: tuple[str, ...] = ()
+    #: The stage's own config keys (merged after the preset's).
+    overrides: dict = field(default_factory=dict)
     joint: bool = False
+    #: Key of the stage whose trained model starts this one (model.init_from).
+    init_from: str | None = None
 
 
+_UNFROZEN = {"model": {"params": {"freeze": False}}}
 STAGES: tuple[Stage, ...] = (
     Stage("cnn_transformer_1d", "1D CNN-Transformer", "cnn_transformer_1d", "1d", (1,)),
     Stage("cnn_2d", "2D CNN (spectrogram)", "cnn_2d", "2d", (1,)),
+    Stage(
+        "kachuee_cnn", "Baseline: residual CNN (Kachuee 2018)", "kachuee_cnn", "baseline", (1,)
+    ),
     Stage("late_fusion", "Hybrid: late fusion", "late_fusion", "fusion", (1, 2)),
     Stage(
         "intermediate_concat", "Intermediate fusion: concat", "intermediate_concat", "fusion", (2,)
@@ -68,8 +77,9 @@ STAGES: tuple[Stage, ...] = (
         "late_fusion",
         "fusion",
         (2,),
-        ("model.params.freeze=false",),
+        _UNFROZEN,
         joint=True,
+        init_from="late_fusion",
     ),
     Stage(
         "intermediate_concat_joint",
@@ -77,91 +87,21 @@ STAGES: tuple[Stage, ...] = (
         "intermediate_concat",
         "fusion",
         (2,),
-        ("model.params.freeze=false",),
+        _UNFROZEN,
         joint=True,
+        init_from="intermediate_concat",
     ),
 )
+#: Stages that depend on no other stage (trained side by side when a preset sets jobs > 1).
+INDEPENDENT_KINDS = ("1d", "2d", "baseline")
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    description: str
-    overrides: dict[str, tuple[str, ...]]  # by stage kind, plus "joint" for jointly trained fusions
-    joint: bool
-
-
-PRESETS: dict[str, Preset] = {
-    "quick": Preset(
-        "quick",
-        "a real but short run (minutes on 2 CPU cores): 16,000 training and 4,000 validation "
-        "beats, 2-3 epochs, bf16 autocast; the test part is complete. The 1D CNN-Transformer is "
-        "far from converged at this budget",
-        {
-            "1d": (
-                "data.max_train_beats=16000",
-                "data.max_val_beats=4000",
-                "trainer.max_epochs=3",
-                # Batch 64 with Table II's Noam factor 0.1 learned fastest of those measured on
-                # this budget (Noam 0.1 @ 64: val macro-F1 0.38 after 2 epochs; Noam 0.4:
-                # collapsed to N; AdamW 1e-3 constant: 0.03 after 1 epoch). Warm-up = the
-                # 16,000 beats Table II's 4,000 x 16 warm-up would cover, at batch 64.
-                "trainer.batch_size=64",
-                "optim.warmup=250",
-                "trainer.precision=bf16-mixed",
-            ),
-            "2d": (
-                "data.max_train_beats=16000",
-                "data.max_val_beats=4000",
-                "trainer.max_epochs=2",
-                "trainer.batch_size=64",
-                "trainer.precision=bf16-mixed",
-            ),
-            "fusion": (
-                "data.max_train_beats=16000",
-                "data.max_val_beats=4000",
-                "trainer.max_epochs=3",
-                "trainer.batch_size=256",
-            ),
-        },
-        joint=False,
-    ),
-    "cpu": Preset(
-        "cpu",
-        "the whole training part, bf16 autocast, early stopping on validation macro-F1; about "
-        "1.5 h per dataset x protocol on one CPU core (two run side by side on 2 cores)",
-        {
-            # Epoch budgets from measured single-core bf16 rates (1D 423 beats/s at batch 128,
-            # 2D 325 at 128): 12 + 8 epochs of MIT-BIH's 87,600 training beats = ~80 min.
-            "1d": (
-                "trainer.max_epochs=12",
-                "trainer.batch_size=128",
-                "optim.warmup=500",  # the same number of beats as Table II's 4,000 x 16
-                "trainer.early_stopping.patience=3",
-                "trainer.precision=bf16-mixed",
-            ),
-            "2d": (
-                "trainer.max_epochs=8",
-                "trainer.batch_size=64",
-                "trainer.early_stopping.patience=3",
-                "trainer.precision=bf16-mixed",
-            ),
-            "fusion": ("trainer.max_epochs=10", "trainer.batch_size=256"),
-            "joint": (
-                "trainer.max_epochs=1",
-                "trainer.batch_size=128",
-                "trainer.precision=bf16-mixed",
-            ),
-        },
-        joint=True,
-    ),
-    "paper": Preset(
-        "paper",
-        "the paper's Table II settings (150 / 30 / 10 epochs, batch 16); meant for a GPU",
-        {"joint": ()},
-        joint=True,
-    ),
-}
+def preset_stages(preset: Preset) -> list[Stage]:
+    return [
+        s
+        for s in STAGES
+        if (preset.joint or not s.joint) and (preset.baseline or s.kind != "baseline")
+    ]
 
 
 def config_path(stage: Stage, dataset: str) -> Path:
@@ -174,7 +114,7 @@ def config_path(stage: Stage, dataset: str) -> Path:
     return path
 
 
-def stage_overrides(
+def stage_config(
     stage: Stage,
     preset: Preset,
     dataset: str,
@@ -184,24 +124,32 @@ def stage_overrides(
     data_root: str | None,
     cache_dir: str | None,
     extra: tuple[str, ...] = (),
-) -> list[str]:
-    """The stage's config overrides: protocol and seed, the preset's budget, the stage's own
-    keys, the backbone runs of a fusion, then ``extra`` (the user's --set, applied last)."""
-    out = [f"data.protocol={protocol}", "data.seed=0", f"trainer.seed={seed}"]
-    out += list(preset.overrides.get(stage.kind, ()))
-    if stage.joint:
-        out += list(preset.overrides.get("joint", ()))
-    out += list(stage.overrides)
+) -> RunConfig:
+    """The stage's run config: its Table-II YAML, then protocol and seed, the preset's section
+    for its kind, the stage's own keys, the runs it builds on, then ``extra`` (the user's --set,
+    applied last)."""
+    path = config_path(stage, dataset)
+    raw = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    fixed: dict = {"data": {"protocol": protocol, "seed": 0}, "trainer": {"seed": seed}}
     if stage.kind == "fusion":
-        out += [
-            f"model.backbones.backbone_1d={runs / 'cnn_transformer_1d'}",
-            f"model.backbones.backbone_2d={runs / 'cnn_2d'}",
-        ]
-    if data_root is not None:
-        out.append(f"data.data_root={data_root}")
-    if cache_dir is not None:
-        out.append(f"data.cache_dir={cache_dir}")
-    return out + list(extra)
+        fixed["model"] = {
+            "backbones": {
+                "backbone_1d": str(runs / "cnn_transformer_1d"),
+                "backbone_2d": str(runs / "cnn_2d"),
+            }
+        }
+    if stage.init_from is not None:
+        fixed = deep_merge(fixed, {"model": {"init_from": str(runs / stage.init_from)}})
+    for key, value in (("data_root", data_root), ("cache_dir", cache_dir)):
+        if value is not None:
+            fixed["data"][key] = value
+    raw = deep_merge(raw, fixed)
+    raw = deep_merge(raw, preset.section(stage.kind, joint=stage.joint))
+    raw = deep_merge(raw, stage.overrides)
+    for text in extra:
+        apply_override(raw, text)
+    source = f"{path} with preset {preset.name!r}" + (" and --set overrides" if extra else "")
+    return validate_config(raw, source)
 
 
 def _fmt(values: list[float | None], digits: int = 4) -> str:
@@ -381,18 +329,61 @@ def _folder_readme(out: Path, context: dict, figures: list[str]) -> Path:
 
 
 def _train_stage(config, run_dir: Path, beats, log: Callable[[str], None] = print) -> dict:
+    from ecgfusion.training import trainer
     from ecgfusion.training.config import CONFIG_FILE, load_config
-    from ecgfusion.training.trainer import CHECKPOINT_DIR, LAST_CKPT, train
 
     if (run_dir / CONFIG_FILE).is_file() and load_config(run_dir / CONFIG_FILE) != config:
         # Another budget (a changed preset, a --set): its checkpoint must not be continued.
         log(f"{run_dir} holds a run of another config; training this stage again")
         shutil.rmtree(run_dir)
+    last = run_dir / trainer.CHECKPOINT_DIR / trainer.LAST_CKPT
     if run_dir.is_dir() and any(run_dir.iterdir()):
-        if (run_dir / "metrics.json").is_file() or (run_dir / CHECKPOINT_DIR / LAST_CKPT).is_file():
-            return train(config, run_dir, resume=True, beats=beats)
+        if (run_dir / "metrics.json").is_file() or last.is_file():
+            return trainer.train(config, run_dir, resume=True, beats=beats)
         shutil.rmtree(run_dir)  # stopped before its first checkpoint: nothing to keep
-    return train(config, run_dir, beats=beats)
+    return trainer.train(config, run_dir, beats=beats)
+
+
+def _train_stage_in_process(config: RunConfig, run_dir: Path, threads: int) -> dict:
+    """A stage in a worker process of its own (spawned, so no state is shared): its own beats
+    from the Parquet cache, ``threads`` torch threads."""
+    import torch
+
+    from ecgfusion.data.splits import KnownPatientOverlapWarning
+
+    torch.set_num_threads(threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KnownPatientOverlapWarning)
+        return _train_stage(config, run_dir, None, print)
+
+
+def _run_stages(
+    jobs: list[tuple[Stage, RunConfig, Path]],
+    beats,
+    workers: int,
+    log: Callable[[str], None],
+) -> list[dict]:
+    """Train ``jobs`` (no stage depending on another), in ``workers`` processes when > 1."""
+    from ecgfusion.data.splits import KnownPatientOverlapWarning
+
+    if workers <= 1 or len(jobs) <= 1:
+        out = []
+        for _stage, config, run_dir in jobs:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", KnownPatientOverlapWarning)
+                out.append(_train_stage(config, run_dir, beats, log))
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+        futures = [
+            pool.submit(_train_stage_in_process, config, run_dir, threads)
+            for _stage, config, run_dir in jobs
+        ]
+        return [f.result() for f in futures]
 
 
 def reproduce_one(
@@ -407,53 +398,66 @@ def reproduce_one(
     cache_dir: str | None = None,
     log: Callable[[str], None] = print,
     extra: tuple[str, ...] = (),
+    jobs: int | None = None,
 ) -> Path:
-    """All stages for one dataset × protocol; returns the results folder."""
+    """All stages for one dataset × protocol; returns the results folder.
+
+    Seed by seed: the independent stages (1D, 2D, baseline) first, side by side in
+    ``jobs`` (default: the preset's) processes, then the fusions that load them, in order.
+    """
     from ecgfusion.benchmarks.common import cpu_model
     from ecgfusion.data.cache import load_beats
     from ecgfusion.data.splits import KnownPatientOverlapWarning, make_split
-    from ecgfusion.training.config import load_config
 
     internal = PROTOCOLS[protocol][dataset]
     name = f"{dataset}-{protocol}"
     out = out_root / preset.name / name
+    workers = preset.jobs if jobs is None else jobs
     start = time.perf_counter()
     log(f"[{name}] preparing beats")
     beats = load_beats(dataset, "kachuee", None, data_root, cache_dir, progress=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KnownPatientOverlapWarning)
         split = make_split(beats, internal, 0)
-    stages = [s for s in STAGES if preset.joint or not s.joint]
-    results: list[StageResult] = []
+    stages = preset_stages(preset)
+    by_stage: dict[str, tuple[list[dict], list[Path]]] = {s.key: ([], []) for s in stages}
     epochs = {}
-    for stage in stages:
-        runs, dirs = [], []
-        for seed in range(seeds):
-            runs_dir = runs_root / preset.name / name / f"seed_{seed}"
-            overrides = stage_overrides(
+    for seed in range(seeds):
+        runs_dir = runs_root / preset.name / name / f"seed_{seed}"
+        planned = []
+        for stage in stages:
+            config = stage_config(
                 stage, preset, dataset, internal, seed, runs_dir, data_root, cache_dir, extra
             )
-            config = load_config(config_path(stage, dataset), overrides)
-            run_dir = runs_dir / stage.key
-            t0 = time.perf_counter()
-            log(f"[{name}] seed {seed}: {stage.title} -> {run_dir}")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", KnownPatientOverlapWarning)
-                result = _train_stage(config, run_dir, beats, log)
-            m = result["metrics"]
-            log(
-                f"[{name}] seed {seed}: {stage.title}: MCC {m['mcc']:.4f} macro-F1 "
-                f"{m['macro_f1']:.4f} acc {m['accuracy']:.4f} ({time.perf_counter() - t0:.0f} s)"
-            )
-            runs.append(result)
-            dirs.append(run_dir)
+            planned.append((stage, config, runs_dir / stage.key))
             epochs[stage.key] = config.trainer.max_epochs
-        results.append(StageResult(stage, runs, dirs))
+        first = [job for job in planned if job[0].kind in INDEPENDENT_KINDS]
+        rest = [job for job in planned if job[0].kind not in INDEPENDENT_KINDS]
+        t0 = time.perf_counter()
+        for stage, _config, run_dir in first:
+            log(f"[{name}] seed {seed}: {stage.title} -> {run_dir}")
+        batches = [(first, workers)] + [([job], 1) for job in rest]
+        for group, n in batches:
+            if len(group) == 1:
+                log(f"[{name}] seed {seed}: {group[0][0].title} -> {group[0][2]}")
+                t0 = time.perf_counter()
+            for (stage, _config, run_dir), result in zip(
+                group, _run_stages(group, beats, n, log), strict=True
+            ):
+                m = result["metrics"]
+                log(
+                    f"[{name}] seed {seed}: {stage.title}: MCC {m['mcc']:.4f} macro-F1 "
+                    f"{m['macro_f1']:.4f} acc {m['accuracy']:.4f} "
+                    f"({time.perf_counter() - t0:.0f} s)"
+                )
+                by_stage[stage.key][0].append(result)
+                by_stage[stage.key][1].append(run_dir)
+    results = [StageResult(s, *by_stage[s.key]) for s in stages]
     context = {
         "dataset": dataset,
         "protocol_label": split.label,
         "preset": preset.name,
-        "preset_description": preset.description,
+        "preset_description": " ".join(preset.description.split()),
         "seeds": list(range(seeds)),
         "test_beats": len(split.test),
         "beats": len(beats),
@@ -500,9 +504,10 @@ def reproduce(
     cache_dir: str | None = None,
     log: Callable[[str], None] = print,
     extra: tuple[str, ...] = (),
+    jobs: int | None = None,
 ) -> list[Path]:
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    """``preset``: a name in configs/presets/ or the path of a preset YAML file."""
+    chosen = load_preset(preset)
     datasets = DATASETS if dataset == "all" else (dataset,)
     protocols = tuple(PROTOCOLS) if protocol == "all" else (protocol,)
     for d in datasets:
@@ -520,7 +525,7 @@ def reproduce(
                 reproduce_one(
                     d,
                     p,
-                    PRESETS[preset],
+                    chosen,
                     seeds,
                     Path(out),
                     Path(runs),
@@ -529,11 +534,13 @@ def reproduce(
                     cache_dir,
                     log,
                     tuple(extra),
+                    jobs,
                 )
             )
     from ecgfusion.experiments.compare import write_comparison
 
-    page = write_comparison(Path(out) / preset)  # every folder of this preset, this run's or not
+    # every folder of this preset, this run's or not
+    page = write_comparison(Path(out) / chosen.name)
     if page is not None:
-        log(f"comparison of all {preset} folders: {page}")
+        log(f"comparison of all {chosen.name} folders: {page}")
     return folders

@@ -9,6 +9,7 @@ from ecgfusion.models import (  # noqa: F401  (imported to register the models)
     cnn_2d,
     cnn_transformer_1d,
     intermediate_fusion,
+    kachuee_cnn,
     late_fusion,
     multimodal,
 )

@@ -116,6 +116,9 @@ class ModelConfig(_Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     backbones: BackbonesConfig | None = None
+    #: A run folder (or model.pt) of the same model whose weights start this run: the joint
+    #: fusion stage starts from the frozen stage's trained head and backbones (a warm start).
+    init_from: str | None = None
 
     @field_validator("params")
     @classmethod
@@ -135,10 +138,18 @@ class OptimConfig(_Strict):
     weight_decay: float = Field(default=0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = Field(default=0.0, ge=0)
-    scheduler: Literal["noam", "cosine"] | None = None
+    #: Per optimiser step: noam (Table II), cosine (decay to 0), warmup_cosine (linear warm-up
+    #: over warmup_fraction of the steps, then cosine to 0), onecycle (torch's OneCycleLR with
+    #: lr as its peak and warmup_fraction as its pct_start).
+    scheduler: Literal["noam", "cosine", "warmup_cosine", "onecycle"] | None = None
     #: Noam warm-up in optimiser steps and its d_model (the transformer width).
     warmup: int = Field(default=4000, ge=1)
     d_model: int = Field(default=128, ge=1)
+    #: Share of all steps spent warming up (warmup_cosine, onecycle).
+    warmup_fraction: float = Field(default=0.1, ge=0, lt=1)
+    #: Learning-rate multiplier of a fusion model's backbones when they are trained (freeze:
+    #: false); the head keeps lr. Below 1 a warm-started joint stage fine-tunes the backbones.
+    backbone_lr_scale: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("betas")
     @classmethod
@@ -148,6 +159,29 @@ class OptimConfig(_Strict):
         return value
 
 
+#: none: plain cross-entropy; balanced: n / (C * count_c) (the paper's); sqrt_inverse: the square
+#: root of balanced; sampler: unweighted loss, training batches drawn class-balanced.
+ClassWeightPolicy = Literal["none", "sqrt_inverse", "balanced", "sampler"]
+
+
+class AugmentConfig(_Strict):
+    """Light, label-preserving changes of each training beat, drawn anew every step.
+
+    amplitude: scale by U(1 - a, 1 + a); offset: add U(-o, o); shift: move by up to ``shift``
+    samples either way (zero-filled); noise: add N(0, noise^2). Validation and test beats are
+    never changed.
+    """
+
+    amplitude: float = Field(default=0.0, ge=0, lt=1)
+    offset: float = Field(default=0.0, ge=0)
+    shift: int = Field(default=0, ge=0)
+    noise: float = Field(default=0.0, ge=0)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.amplitude or self.offset or self.shift or self.noise)
+
+
 class EarlyStoppingConfig(_Strict):
     patience: int = Field(default=5, ge=1)
     monitor: Literal["val_macro_f1", "val_loss", "val_acc"] = "val_macro_f1"
@@ -155,6 +189,10 @@ class EarlyStoppingConfig(_Strict):
 
 class TrainerConfig(_Strict):
     max_epochs: int = Field(default=10, ge=1)
+    #: Stop the fit after this many seconds of wall time (budgeted runs: studies, benchmarks).
+    max_time_s: float | None = Field(default=None, gt=0)
+    #: Validate this many times per training epoch (long epochs, learning curves against time).
+    val_per_epoch: int = Field(default=1, ge=1)
     batch_size: int = Field(default=16, ge=1)
     eval_batch_size: int = Field(default=1024, ge=1)
     early_stopping: EarlyStoppingConfig | None = None
@@ -165,7 +203,10 @@ class TrainerConfig(_Strict):
     precision: Literal["32", "bf16-mixed"] = "32"
     log_every_n_steps: int = Field(default=50, ge=1)
     tensorboard: bool = False
-    class_weights: bool = True
+    #: How the loss treats rare classes (see ClassWeightPolicy); true / false read as
+    #: balanced / none, the two policies of earlier configs.
+    class_weights: ClassWeightPolicy = "balanced"
+    label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
     #: Frozen fusion backbones: compute their outputs once per part and train only the head.
     cache_backbones: bool = True
 
@@ -174,12 +215,20 @@ class TrainerConfig(_Strict):
     def _precision_as_string(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _class_weights_from_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "balanced" if value else "none"
+        return value
+
 
 class RunConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     #: Repeat the run once per seed (trainer.seed is replaced), as the paper reports mean ± std.
     seeds: list[int] | None = None
 

@@ -42,11 +42,23 @@ class TensorBatches(Dataset):
 class SliceSampler(Sampler[Tensor]):
     """Yields index tensors of ``batch_size``: contiguous slices of a seeded per-epoch permutation.
 
-    Lightning calls ``set_epoch`` before each training epoch.
+    With ``weights`` (one per item) an epoch is instead ``n`` items drawn with replacement in
+    proportion to them: the class-balanced sampler. Lightning calls ``set_epoch`` before each
+    training epoch.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        weights: Tensor | None = None,
+    ):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        if weights is not None and len(weights) != n:
+            raise ValueError(f"sampler weights: expected {n}, got {len(weights)}")
+        self.weights = weights
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -56,33 +68,58 @@ class SliceSampler(Sampler[Tensor]):
         return -(-self.n // self.batch_size)
 
     def __iter__(self) -> Iterator[Tensor]:
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, self.n, replacement=True, generator=gen)
+        elif self.shuffle:
             order = torch.randperm(self.n, generator=gen)
         else:
             order = torch.arange(self.n)
         yield from order.split(self.batch_size)
 
 
-def batch_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def batch_loader(
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    weights: Tensor | None = None,
+) -> DataLoader:
     # batch_size=None turns off automatic batching: each sampler item is already a batch.
     return DataLoader(
         TensorBatches(x, y),
-        sampler=SliceSampler(len(y), batch_size, shuffle, seed),
+        sampler=SliceSampler(len(y), batch_size, shuffle, seed, weights),
         batch_size=None,
         num_workers=0,
     )
 
 
-def class_weights(labels: np.ndarray, n_classes: int) -> Tensor:
-    """Inverse-frequency weights n_samples / (n_classes * count_c), as the paper computes them.
+def class_weights(labels: np.ndarray, n_classes: int, policy: str = "balanced") -> Tensor:
+    """Loss weight per class under a class-weight policy.
 
-    A class absent from the training part gets weight 0 (it cannot be learnt; dividing by its zero
-    count would give infinity).
+    balanced: inverse frequency n_samples / (n_classes * count_c), as the paper computes them;
+    sqrt_inverse: its square root (rare classes still count more, the common one loses less);
+    none and sampler: all ones (the sampler balances the batches instead). A class absent from
+    the training part gets weight 0 (it cannot be learnt; its zero count would give infinity).
     """
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1.0)), 0.0)
+    balanced = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1.0)), 0.0)
+    if policy == "balanced":
+        weights = balanced
+    elif policy == "sqrt_inverse":
+        weights = np.sqrt(balanced)
+    elif policy in ("none", "sampler"):
+        weights = np.where(counts > 0, 1.0, 0.0)
+    else:
+        raise ValueError(f"unknown class-weight policy {policy!r}")
     return torch.as_tensor(weights, dtype=torch.float32)
+
+
+def balanced_sample_weights(labels: Tensor, n_classes: int) -> Tensor:
+    """Per-item draw weights 1 / count(class): every class equally likely in a batch."""
+    counts = torch.bincount(labels, minlength=n_classes).double()
+    return (1.0 / counts.clamp(min=1))[labels]
 
 
 @dataclass
@@ -134,12 +171,14 @@ class BeatDataModule(L.LightningDataModule):
         batch_size: int,
         eval_batch_size: int = 1024,
         seed: int = 0,
+        balanced_sampler: bool = False,
     ):
         super().__init__()
         self.prepared = prepared
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed
+        self.balanced_sampler = balanced_sampler
         beats = prepared.beats
         # Fancy indexing copies, so the tensors own writable memory (cache arrays are read-only).
         self.tensors: dict[str, tuple[Tensor, Tensor]] = {
@@ -153,7 +192,9 @@ class BeatDataModule(L.LightningDataModule):
     def with_inputs(self, inputs: dict[str, Tensor]) -> BeatDataModule:
         """A copy serving ``inputs[part]`` (e.g. cached backbone outputs) instead of the beats
         of those parts; labels, batch sizes and the seeded batch order stay the same."""
-        other = BeatDataModule(self.prepared, self.batch_size, self.eval_batch_size, self.seed)
+        other = BeatDataModule(
+            self.prepared, self.batch_size, self.eval_batch_size, self.seed, self.balanced_sampler
+        )
         for part, x in inputs.items():
             y = self.tensors[part][1]
             if len(x) != len(y):
@@ -188,12 +229,13 @@ class BeatDataModule(L.LightningDataModule):
     def class_counts(self) -> dict[str, dict[str, int]]:
         return {p: self.beats.class_counts(self.prepared.index[p]) for p in PARTS}
 
-    def class_weights(self) -> Tensor:
-        return class_weights(self.tensors["train"][1].numpy(), self.n_classes)
+    def class_weights(self, policy: str = "balanced") -> Tensor:
+        return class_weights(self.tensors["train"][1].numpy(), self.n_classes, policy)
 
     def train_dataloader(self) -> DataLoader:
         x, y = self.tensors["train"]
-        return batch_loader(x, y, self.batch_size, shuffle=True, seed=self.seed)
+        weights = balanced_sample_weights(y, self.n_classes) if self.balanced_sampler else None
+        return batch_loader(x, y, self.batch_size, shuffle=True, seed=self.seed, weights=weights)
 
     def val_dataloader(self) -> DataLoader:
         x, y = self.tensors["val"]

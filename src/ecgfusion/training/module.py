@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from ecgfusion.training.config import OptimConfig
+from ecgfusion.training.config import AugmentConfig, OptimConfig
 
 #: Key under which checkpoints remember which model they hold (checked before a resume).
 CKPT_MODEL_KEY = "ecgfusion_model"
@@ -31,7 +31,8 @@ def _epoch_metrics(n_classes: int, prefix: str) -> MetricCollection:
     )
 
 
-def build_optimizer(params: list[nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(params: list, optim: OptimConfig) -> torch.optim.Optimizer:
+    """``params``: parameters, or param groups (dicts) that may carry their own ``lr``."""
     if optim.name == "sgd":
         return torch.optim.SGD(
             params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
@@ -40,12 +41,28 @@ def build_optimizer(params: list[nn.Parameter], optim: OptimConfig) -> torch.opt
     return cls[optim.name](params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
 
 
+def param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+    """Trainable parameters; a fusion model's trained backbones at ``lr * backbone_lr_scale``."""
+    backbones = [getattr(model, k, None) for k in ("backbone_1d", "backbone_2d")]
+    backbone_ids = {id(p) for b in backbones if b is not None for p in b.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    head = [p for p in trainable if id(p) not in backbone_ids]
+    body = [p for p in trainable if id(p) in backbone_ids]
+    if not body or optim.backbone_lr_scale == 1.0:
+        return [{"params": trainable}]
+    groups = [{"params": body, "lr": optim.lr * optim.backbone_lr_scale, "name": "backbones"}]
+    if head:
+        groups.append({"params": head, "lr": optim.lr, "name": "head"})
+    return groups
+
+
 class BeatClassifier(L.LightningModule):
-    """Trains ``model`` with class-weighted cross-entropy; logs loss, accuracy and macro-F1.
+    """Trains ``model`` with (class-weighted, label-smoothed) cross-entropy; logs loss, accuracy
+    and macro-F1.
 
     With ``cached_inputs`` the batches are a fusion model's packed backbone outputs
     (``FusionModel.cache_backbone_outputs``) and only its head runs; checkpoints still hold the
-    whole model.
+    whole model. ``augment`` changes raw training beats (never cached outputs, never validation).
     """
 
     def __init__(
@@ -54,11 +71,15 @@ class BeatClassifier(L.LightningModule):
         optim: OptimConfig,
         class_weights: Tensor | None = None,
         cached_inputs: bool = False,
+        label_smoothing: float = 0.0,
+        augment: AugmentConfig | None = None,
     ):
         super().__init__()
         self.model = model
         self.cached_inputs = cached_inputs
         self.optim = optim
+        self.label_smoothing = float(label_smoothing)
+        self.augment = augment if augment is not None and augment.active else None
         n_classes = int(model.n_classes)
         weights = class_weights if class_weights is not None else torch.ones(n_classes)
         # A buffer, so it moves with the module and is saved in (and checked against) checkpoints.
@@ -72,10 +93,17 @@ class BeatClassifier(L.LightningModule):
         return self.model(x).scores
 
     def _loss(self, scores: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(scores.float(), y, weight=self.class_weights)
+        smoothing = self.label_smoothing if self.training else 0.0
+        return F.cross_entropy(
+            scores.float(), y, weight=self.class_weights, label_smoothing=smoothing
+        )
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
+        if self.augment is not None and not self.cached_inputs:
+            from ecgfusion.training.augment import augment_beats
+
+            x = augment_beats(x, self.augment)
         scores = self(x)
         loss = self._loss(scores, y)
         self.train_metrics.update(scores.detach(), y)
@@ -97,18 +125,20 @@ class BeatClassifier(L.LightningModule):
         self.val_metrics.reset()
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = build_optimizer(params, self.optim)
+        from ecgfusion.training.schedulers import make_schedule
+
+        optimizer = build_optimizer(param_groups(self.model, self.optim), self.optim)
         if self.optim.scheduler is None:
             return optimizer
-        if self.optim.scheduler == "noam":
-            from ecgfusion.training.schedulers import make_noam
-
-            scheduler = make_noam(optimizer, d_model=self.optim.d_model, warmup=self.optim.warmup)
-        else:
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        # Both schedules are defined per optimiser step, not per epoch.
+        scheduler = make_schedule(
+            optimizer,
+            self.optim.scheduler,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            warmup_fraction=self.optim.warmup_fraction,
+            d_model=self.optim.d_model,
+            noam_warmup=self.optim.warmup,
+        )
+        # Every schedule is defined per optimiser step, not per epoch.
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},

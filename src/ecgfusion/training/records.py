@@ -313,6 +313,24 @@ def check_record_config(config: RunConfig) -> None:
         )
     if config.model.backbones is not None:
         raise ConfigError("model.backbones is only for fusion models of beats; remove it")
+    unsupported = [
+        key
+        for key, used in (
+            (
+                "trainer.class_weights (sqrt_inverse, sampler)",
+                config.trainer.class_weights in ("sqrt_inverse", "sampler"),
+            ),
+            ("trainer.label_smoothing", config.trainer.label_smoothing > 0),
+            ("augment", config.augment.active),
+            ("model.init_from", config.model.init_from is not None),
+        )
+        if used
+    ]
+    if unsupported:
+        raise ConfigError(
+            f"{', '.join(unsupported)}: beat-model recipe options, not available for record "
+            f"dataset {config.data.dataset!r} yet; use class_weights balanced or none"
+        )
     if config.seeds:
         raise ConfigError(
             "seeds / --runs are not supported for record datasets yet; run once per "
@@ -468,7 +486,7 @@ def _train_records(
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     dm = build_record_datamodule(config, records)
     model = build_record_model(config, dm)
-    weights = dm.loss_weights() if config.trainer.class_weights else None
+    weights = dm.loss_weights() if config.trainer.class_weights != "none" else None
     module = RecordClassifier(model, config.optim, dm.task, class_weights=weights)
     trainer, checkpoint, train_seconds, best = fit_best(config, run_dir, module, lambda: dm, resume)
     best_epoch = int(best.get("epoch", -1)) + 1

@@ -14,6 +14,7 @@ exactly the numbers ``train`` wrote.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -152,13 +153,19 @@ def _device_name(device: torch.device) -> str:
 # --------------------------------------------------------------------------- data and model
 
 
-def build_datamodule(config: RunConfig, beats: BeatSet | None = None) -> BeatDataModule:
+def build_datamodule(
+    config: RunConfig, beats: BeatSet | None = None, parts: Sequence[str] | None = None
+) -> BeatDataModule:
+    """The config's split in memory; ``parts`` keeps only those (a study never loads "test")."""
     prepared = prepare_split(config.data, beats)
+    if parts is not None:
+        prepared.index = {p: prepared.index[p] for p in parts}
     return BeatDataModule(
         prepared,
         batch_size=config.trainer.batch_size,
         eval_batch_size=config.trainer.eval_batch_size,
         seed=config.trainer.seed,
+        balanced_sampler=config.trainer.class_weights == "sampler",
     )
 
 
@@ -234,20 +241,57 @@ def build_model(config: RunConfig, dm: BeatDataModule) -> nn.Module:
             "remove the key (it comes from the data)"
         )
     params.update(load_backbones(config, dm))
-    return create_model(
+    model = create_model(
         config.model.name,
         n_classes=dm.n_classes,
         n_samples=dm.n_samples,
         sampling_rate=dm.sampling_rate,
         **params,
     )
+    if config.model.init_from is not None:
+        warm_start(model, Path(config.model.init_from).expanduser())
+    return model
+
+
+def warm_start(model: nn.Module, path: Path) -> None:
+    """Start ``model`` from the weights of a trained run of the same model (model.init_from).
+
+    Only weights are taken, never the run's freezing: a frozen fusion stage's head and backbones
+    become the starting point of a jointly trained one.
+    """
+    file = path / MODEL_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise DataError(
+            f"model.init_from: {file} not found; give the run folder (or model.pt) of a "
+            "finished run of the same model"
+        )
+    source = _load_model_file(file)
+    name = (getattr(source, "spec", None) or {}).get("name")
+    want = (getattr(model, "spec", None) or {}).get("name")
+    own, theirs = model.state_dict(), source.state_dict()
+    shapes_differ = {k: tuple(v.shape) for k, v in own.items()} != {
+        k: tuple(v.shape) for k, v in theirs.items()
+    }
+    if name != want or shapes_differ:
+        raise DataError(
+            f"model.init_from: {file} holds model {name!r} with other weights than this run's "
+            f"{want!r}; give a run of the same model and hyper-parameters"
+        )
+    model.load_state_dict(theirs)
 
 
 def build_module(
     config: RunConfig, model: nn.Module, dm: BeatDataModule, cached_inputs: bool = False
 ) -> BeatClassifier:
-    weights = dm.class_weights() if config.trainer.class_weights else None
-    return BeatClassifier(model, config.optim, class_weights=weights, cached_inputs=cached_inputs)
+    tc = config.trainer
+    return BeatClassifier(
+        model,
+        config.optim,
+        class_weights=dm.class_weights(tc.class_weights),
+        cached_inputs=cached_inputs,
+        label_smoothing=tc.label_smoothing,
+        augment=config.augment,
+    )
 
 
 def uses_backbone_cache(config: RunConfig, model: nn.Module) -> bool:
@@ -448,6 +492,8 @@ def _make_trainer(
     accelerator = "cpu" if _device(config).type == "cpu" else "gpu"
     trainer = L.Trainer(
         max_epochs=tc.max_epochs,
+        max_time=None if tc.max_time_s is None else datetime.timedelta(seconds=tc.max_time_s),
+        val_check_interval=None if tc.val_per_epoch == 1 else 1.0 / tc.val_per_epoch,
         accelerator=accelerator,
         devices=1,
         precision=tc.precision,
@@ -607,6 +653,44 @@ def _train_run(
     }
     write_report(run_dir, result)
     return result
+
+
+def fit_validation(
+    config: RunConfig,
+    run_dir: str | os.PathLike,
+    beats: BeatSet | None = None,
+    callbacks: list[Callback] | None = None,
+) -> dict[str, Any]:
+    """Fit on the training part and judge on validation only: the test part is never loaded.
+
+    What a hyper-parameter study calls per trial. Returns the best epoch's validation macro-F1,
+    the per-epoch history (from the CSV log), the epochs run and the fit's seconds; the run
+    folder gets config.yaml, checkpoints and logs but no model.pt or test metrics.
+    """
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, resume=False)
+    check_model_section(config)
+    with _torch_threads(config.trainer.num_threads):
+        L.seed_everything(config.trainer.seed, workers=True, verbose=False)
+        dm = build_datamodule(config, beats, parts=("train", "val"))
+        model = build_model(config, dm)
+        module = build_module(config, model, dm, cached_inputs=uses_backbone_cache(config, model))
+        trainer, checkpoint, seconds, best = fit_best(
+            config,
+            run_dir,
+            module,
+            lambda: fit_datamodule(config, model, dm),
+            False,
+            callbacks or (),
+        )
+    score = checkpoint.best_model_score
+    return {
+        "best_val_macro_f1": float(score) if score is not None else None,
+        "best_epoch": int(best.get("epoch", -1)) + 1,
+        "epochs_trained": int(trainer.current_epoch),
+        "train_seconds": round(seconds, 2),
+        "history": epoch_history(run_dir / LOG_DIR).reset_index().to_dict("records"),
+    }
 
 
 def add_fit_timing(
