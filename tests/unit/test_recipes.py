@@ -177,3 +177,15 @@ def test_recipe_keys_are_validated():
         validate_config({**base, "optim": {"scheduler": "linear"}})
     with pytest.raises(ConfigError, match="optim.backbone_lr_scale"):
         validate_config({**base, "optim": {"backbone_lr_scale": 0}})
+
+
+def test_gradient_clipping_reaches_the_lightning_trainer(tmp_path):
+    from ecgfusion.training.trainer import _make_trainer
+
+    config = validate_config(
+        {"model": {"name": "cnn_2d"}, "trainer": {"gradient_clip_val": 1.0, "val_per_epoch": 4}}
+    )
+    trainer, _ = _make_trainer(config, tmp_path, [])
+    assert trainer.gradient_clip_val == 1.0 and trainer.val_check_interval == 0.25
+    with pytest.raises(ConfigError, match="trainer.gradient_clip_val"):
+        validate_config({"model": {"name": "cnn_2d"}, "trainer": {"gradient_clip_val": 0}})

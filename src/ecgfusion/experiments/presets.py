@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecgfusion.errors import ConfigError
-from ecgfusion.training.config import parse_yaml, validate_config
+from ecgfusion.training.config import read_yaml_file, validate_config
 
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs" / "presets"
 #: Stage kinds a preset can give a section to ("joint" is merged after "fusion" for the jointly
@@ -42,6 +42,11 @@ class Preset(BaseModel):
     #: max(1, cores // jobs) threads: on 2 cores two single-threaded fits beat one on two threads.
     jobs: int = Field(default=1, ge=1, le=8)
     stages: dict[Literal["1d", "2d", "baseline", "fusion", "joint"], dict[str, Any]] = Field(
+        default_factory=dict
+    )
+    #: What the preset should reach on MIT-BIH beat-random: {stage key: {metric: minimum}},
+    #: checked (mean over seeds) on the comparison page that `ecgfusion reproduce` writes.
+    targets: dict[str, dict[Literal["accuracy", "macro_f1", "mcc"], float]] = Field(
         default_factory=dict
     )
 
@@ -97,10 +102,7 @@ def load_preset(name_or_path: str, folder: Path = PRESET_DIR) -> Preset:
             f"unknown preset {name_or_path!r}: {path} not found; choose one of {known} or give "
             "the path of a preset YAML file"
         )
-    try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read preset ({exc})") from None
+    raw = read_yaml_file(path, "preset")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a preset must be a YAML mapping (description, stages, ...)")
     raw = {"name": path.stem, **raw}

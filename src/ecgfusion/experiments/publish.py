@@ -35,6 +35,7 @@ def publish_pretrained(
     config = load_config(run_dir / "config.yaml")
     config.data.data_root = None
     config.data.cache_dir = None
+    config.model.init_from = None  # where training started; model.pt holds the trained weights
     if config.model.backbones is not None:
         config.model.backbones = None  # the fusion's model.pt holds its backbones
         config.model.params["freeze"] = config.model.params.get("freeze", True)

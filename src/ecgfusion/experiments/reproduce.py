@@ -8,6 +8,7 @@ is reused; an interrupted one continues from its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -16,7 +17,7 @@ import platform
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ecgfusion.errors import ConfigError
 from ecgfusion.experiments.presets import Preset, deep_merge, load_preset
 from ecgfusion.experiments.published import NOTES, ORIGINAL, REPRODUCTION
 from ecgfusion.io import atomic_write_text
-from ecgfusion.training.config import RunConfig, apply_override, parse_yaml, validate_config
+from ecgfusion.training.config import RunConfig, apply_override, read_yaml_file, validate_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 DATASETS = ("mitdb", "ptbxl-beats")
@@ -129,7 +130,7 @@ def stage_config(
     for its kind, the stage's own keys, the runs it builds on, then ``extra`` (the user's --set,
     applied last)."""
     path = config_path(stage, dataset)
-    raw = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    raw = read_yaml_file(path)
     fixed: dict = {"data": {"protocol": protocol, "seed": 0}, "trainer": {"seed": seed}}
     if stage.kind == "fusion":
         fixed["model"] = {
@@ -374,16 +375,48 @@ def _run_stages(
                 out.append(_train_stage(config, run_dir, beats, log))
         return out
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-        futures = [
-            pool.submit(_train_stage_in_process, config, run_dir, threads)
+    # Pool's exit terminates the workers, so an error or a stop of this process (SIGTERM is
+    # turned into SystemExit here) never leaves a stage training on in the background.
+    with _sigterm_as_exit(), context.Pool(min(workers, len(jobs)), _die_with_parent) as pool:
+        pending = [
+            pool.apply_async(_train_stage_in_process, (config, run_dir, threads))
             for _stage, config, run_dir in jobs
         ]
-        return [f.result() for f in futures]
+        return [p.get() for p in pending]
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _die_with_parent() -> None:
+    """Worker initialiser: on Linux, end this worker when the process that started it dies, even
+    by SIGKILL (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def reproduce_one(

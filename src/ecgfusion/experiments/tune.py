@@ -64,7 +64,7 @@ from ecgfusion.training.config import (
     RECORD_DATASETS,
     RunConfig,
     load_config,
-    parse_yaml,
+    read_yaml_file,
     validate_config,
 )
 
@@ -241,13 +241,7 @@ def _space_message(exc: ValidationError, source: str) -> str:
 def load_space(path: str | os.PathLike) -> SearchSpace:
     """Read and validate a search-space YAML; every problem is one ConfigError line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: search-space file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read search space ({exc})") from None
-    raw = parse_yaml(text, str(path))
+    raw = read_yaml_file(path, "search-space")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a search space must be a YAML mapping with a params key")
     try:

@@ -207,6 +207,9 @@ class TrainerConfig(_Strict):
     #: balanced / none, the two policies of earlier configs.
     class_weights: ClassWeightPolicy = "balanced"
     label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
+    #: Clip the gradients' global L2 norm to this value (None: no clipping); lets the post-norm
+    #: encoder take a higher learning rate without collapsing to the majority class.
+    gradient_clip_val: float | None = Field(default=None, gt=0)
     #: Frozen fusion backbones: compute their outputs once per part and train only the head.
     cache_backbones: bool = True
 
@@ -404,16 +407,23 @@ def apply_override(raw: dict[str, Any], text: str) -> None:
     node[parts[-1]] = value
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a run config; every problem is one ConfigError line."""
+def read_yaml_file(path: str | os.PathLike, what: str = "config") -> Any:
+    """The parsed YAML of a file (configs, presets, search spaces): one ConfigError line when it
+    is missing, unreadable or not YAML."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {what} file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    raw = parse_yaml(text, str(path))
+        raise ConfigError(f"{path}: cannot read {what} ({exc})") from None
+    return parse_yaml(text, str(path))
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a run config; every problem is one ConfigError line."""
+    path = Path(path)
+    raw = read_yaml_file(path)
     raw = _require_mapping({} if raw is None else raw, str(path))
     for override in overrides or []:
         apply_override(raw, override)

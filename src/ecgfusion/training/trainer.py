@@ -187,6 +187,15 @@ def _load_model_file(path: Path) -> nn.Module:
     return load_model(path)
 
 
+def run_model_file(path: str | os.PathLike, key: str, fix: str) -> Path:
+    """The model.pt a config key names (a run folder or the file itself), or a DataError."""
+    path = Path(path).expanduser()
+    file = path / MODEL_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise DataError(f"{key}: {file} not found; {fix}")
+    return file
+
+
 def load_backbones(config: RunConfig, dm: BeatDataModule) -> dict[str, nn.Module]:
     """The two trained backbones a fusion config names, checked against the data."""
     backbones = config.model.backbones
@@ -194,13 +203,11 @@ def load_backbones(config: RunConfig, dm: BeatDataModule) -> dict[str, nn.Module
         return {}
     out = {}
     for key in ("backbone_1d", "backbone_2d"):
-        path = Path(getattr(backbones, key)).expanduser()
-        file = path / MODEL_FILE if path.is_dir() else path
-        if not file.is_file():
-            raise DataError(
-                f"model.backbones.{key}: {file} not found; train the backbone first and give its "
-                "run folder"
-            )
+        file = run_model_file(
+            getattr(backbones, key),
+            f"model.backbones.{key}",
+            "train the backbone first and give its run folder",
+        )
         model = _load_model_file(file)
         check_model_fits(model, dm, f"model.backbones.{key} ({file})")
         out[key] = model
@@ -249,7 +256,7 @@ def build_model(config: RunConfig, dm: BeatDataModule) -> nn.Module:
         **params,
     )
     if config.model.init_from is not None:
-        warm_start(model, Path(config.model.init_from).expanduser())
+        warm_start(model, Path(config.model.init_from))
     return model
 
 
@@ -259,12 +266,9 @@ def warm_start(model: nn.Module, path: Path) -> None:
     Only weights are taken, never the run's freezing: a frozen fusion stage's head and backbones
     become the starting point of a jointly trained one.
     """
-    file = path / MODEL_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise DataError(
-            f"model.init_from: {file} not found; give the run folder (or model.pt) of a "
-            "finished run of the same model"
-        )
+    file = run_model_file(
+        path, "model.init_from", "give the run folder (or model.pt) of a finished run of the model"
+    )
     source = _load_model_file(file)
     name = (getattr(source, "spec", None) or {}).get("name")
     want = (getattr(model, "spec", None) or {}).get("name")
@@ -494,6 +498,7 @@ def _make_trainer(
         max_epochs=tc.max_epochs,
         max_time=None if tc.max_time_s is None else datetime.timedelta(seconds=tc.max_time_s),
         val_check_interval=None if tc.val_per_epoch == 1 else 1.0 / tc.val_per_epoch,
+        gradient_clip_val=tc.gradient_clip_val,
         accelerator=accelerator,
         devices=1,
         precision=tc.precision,
