@@ -167,13 +167,16 @@ def _joint(folders: dict) -> list[str]:
 
 
 def _runs(folders: dict) -> list[str]:
-    headers = ["folder", "command", "epochs", "stage time (s)", "hardware"]
+    # the recipe each folder ran with: a preset edited since shows up here as another text
+    headers = ["folder", "recipe (the preset's description when it ran)", "command", "epochs"]
+    headers += ["stage time (s)", "hardware"]
     rows = []
     for (dataset, protocol), result in folders.items():
         c = result["context"]
         rows.append(
             [
                 f"[{dataset}-{protocol}]({dataset}-{protocol}/README.md)",
+                " ".join(str(c.get("preset_description", "–")).split()),
                 f"`{c['command']}`",
                 c["epochs"],
                 f"{c['stage_seconds']:.0f}",
