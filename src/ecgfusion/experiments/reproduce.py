@@ -466,14 +466,12 @@ def reproduce_one(
             epochs[stage.key] = config.trainer.max_epochs
         first = [job for job in planned if job[0].kind in INDEPENDENT_KINDS]
         rest = [job for job in planned if job[0].kind not in INDEPENDENT_KINDS]
-        t0 = time.perf_counter()
-        for stage, _config, run_dir in first:
-            log(f"[{name}] seed {seed}: {stage.title} -> {run_dir}")
-        batches = [(first, workers)] + [([job], 1) for job in rest]
-        for group, n in batches:
-            if len(group) == 1:
-                log(f"[{name}] seed {seed}: {group[0][0].title} -> {group[0][2]}")
-                t0 = time.perf_counter()
+        groups = [(first, workers)] if first else []
+        groups += [([job], 1) for job in rest]
+        for group, n in groups:
+            for stage, _config, run_dir in group:
+                log(f"[{name}] seed {seed}: {stage.title} -> {run_dir}")
+            t0 = time.perf_counter()
             for (stage, _config, run_dir), result in zip(
                 group, _run_stages(group, beats, n, log), strict=True
             ):
