@@ -65,6 +65,7 @@ from ecgfusion.training.config import (
     RunConfig,
     load_config,
     read_yaml_file,
+    set_key,
     validate_config,
 )
 
@@ -253,26 +254,11 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
 # --------------------------------------------------------------------------- space x config
 
 
-def _set_path(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
-    """``raw[a][b][c] = value`` for key ``a.b.c``, creating missing sections."""
-    parts = key.split(".")
-    node = raw
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            where = ".".join(parts[: depth + 1])
-            raise ConfigError(f"{source}: {where} is a value, it has no sub-keys")
-        node = child
-    node[parts[-1]] = value
-
-
 def trial_config(base: RunConfig, values: dict[str, Any], source: str = "trial") -> RunConfig:
     """The base config with ``values`` ({key path: value}) applied, validated as a run config."""
     raw = base.model_dump(mode="json")
     for key, value in values.items():
-        _set_path(raw, key, value, source)
+        set_key(raw, key, value, source)
     return validate_config(raw, source)
 
 

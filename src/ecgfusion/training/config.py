@@ -397,12 +397,21 @@ def apply_override(raw: dict[str, Any], text: str) -> None:
         raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. --set optim.lr=1e-3")
     _check_override_path(parts, text)
     value = parse_yaml(value_text, f"--set {text}")
+    set_key(raw, key, value, f"--set {text}")
+
+
+def set_key(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
+    """``raw[a][b][c] = value`` for the key path ``a.b.c``, creating missing sections; a path
+    through a plain value is a ConfigError naming ``source``."""
+    parts = key.split(".")
     node = raw
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(f"{source}: {where} is a value, it has no sub-keys")
         node = child
     node[parts[-1]] = value
 

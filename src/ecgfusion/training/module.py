@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from ecgfusion.training.augment import augment_beats
 from ecgfusion.training.config import AugmentConfig, OptimConfig
 
 #: Key under which checkpoints remember which model they hold (checked before a resume).
@@ -101,8 +102,6 @@ class BeatClassifier(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         if self.augment is not None and not self.cached_inputs:
-            from ecgfusion.training.augment import augment_beats
-
             x = augment_beats(x, self.augment)
         scores = self(x)
         loss = self._loss(scores, y)
