@@ -50,5 +50,20 @@ def use_bf16(precision: str) -> bool:
     return precision == "bf16" or (precision == "auto" and native_bf16())
 
 
+def training_precision(precision: str, device_type: str = "cpu") -> str:
+    """Resolve a training precision for Lightning: "auto" is "bf16-mixed" where the device computes
+    bf16 natively, else "32". bf16 autocast on a CPU without AVX512-BF16/AMX was measured 8-10x
+    slower than fp32 (docs/performance.md), so a preset must not ask for it unconditionally."""
+    if precision not in ("auto", "32", "bf16-mixed"):
+        raise ConfigError(f"trainer.precision must be auto, 32 or bf16-mixed, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device_type == "cuda":
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    else:
+        native = native_bf16()
+    return "bf16-mixed" if native else "32"
+
+
 def inference_autocast(bf16: bool) -> contextlib.AbstractContextManager:
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()

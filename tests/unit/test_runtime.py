@@ -23,3 +23,13 @@ def test_inference_autocast_changes_the_matmul_dtype_only_when_on():
         assert (a @ a).dtype == torch.bfloat16
     with inference_autocast(False):
         assert (a @ a).dtype == torch.float32
+
+
+def test_training_precision_auto_is_native_bf16_only():
+    from ecgfusion.runtime import training_precision
+
+    assert training_precision("32") == "32"
+    assert training_precision("bf16-mixed") == "bf16-mixed"
+    assert training_precision("auto") == ("bf16-mixed" if native_bf16() else "32")
+    with pytest.raises(ConfigError, match="trainer.precision"):
+        training_precision("16")

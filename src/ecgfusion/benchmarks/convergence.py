@@ -295,6 +295,7 @@ def probe_rate(
     to space the validations."""
     from ecgfusion.benchmarks.train import Variant, make_step
     from ecgfusion.models import create_model
+    from ecgfusion.runtime import training_precision
 
     torch.manual_seed(0)
     model = create_model(
@@ -304,7 +305,8 @@ def probe_rate(
         sampling_rate=125.0,
         **config.model.params,
     )
-    step = make_step(model, Variant(bf16=config.trainer.precision == "bf16-mixed"))
+    bf16 = training_precision(config.trainer.precision) == "bf16-mixed"
+    step = make_step(model, Variant(bf16=bf16))
     batch = min(config.trainer.batch_size, max_batch or len(x), len(x))
     xb, yb = x[:batch], y[:batch]
     step(xb, yb)

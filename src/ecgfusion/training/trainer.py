@@ -45,6 +45,7 @@ from ecgfusion.evaluation.plots import (
 )
 from ecgfusion.evaluation.report import METRICS_FILE, read_metrics, write_report, write_summary
 from ecgfusion.io import atomic_path
+from ecgfusion.runtime import training_precision
 from ecgfusion.training.config import CONFIG_FILE, RunConfig, load_config, save_config
 from ecgfusion.training.datamodule import BeatDataModule, load_config_beats, prepare_split
 from ecgfusion.training.module import CKPT_MODEL_KEY, BeatClassifier
@@ -395,6 +396,7 @@ def score_test_part(
         "test_backbones_reused": bool(reused),
         "device": _device_name(device),
         "torch_threads": torch.get_num_threads(),
+        "training_precision": training_precision(config.trainer.precision, device.type),
     }
     return metrics, timing
 
@@ -501,7 +503,7 @@ def _make_trainer(
         gradient_clip_val=tc.gradient_clip_val,
         accelerator=accelerator,
         devices=1,
-        precision=tc.precision,
+        precision=training_precision(tc.precision, _device(config).type),
         deterministic=tc.deterministic,
         log_every_n_steps=tc.log_every_n_steps,
         callbacks=[*callbacks, *extra_callbacks],
