@@ -55,6 +55,19 @@ def mitdb_beats(mitdb_dir, session_cache):
     return load_beats("mitdb", "kachuee", data_root=mitdb_dir.parent, cache_dir=session_cache)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _default_cache_in_a_temporary_folder(tmp_path_factory):
+    """A test run never writes to the user's ~/.cache: the default cache (and crash traces) of
+    every command a test runs without --cache-dir go to a temporary folder."""
+    before = os.environ.get("ECGFUSION_CACHE")
+    os.environ["ECGFUSION_CACHE"] = str(tmp_path_factory.mktemp("default-cache"))
+    yield
+    if before is None:
+        os.environ.pop("ECGFUSION_CACHE", None)
+    else:
+        os.environ["ECGFUSION_CACHE"] = before
+
+
 @pytest.fixture(autouse=True)
 def _quiet_known_overlap():
     from ecgfusion.data.splits import KnownPatientOverlapWarning

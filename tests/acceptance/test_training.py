@@ -57,7 +57,10 @@ def write_config(path, data_section, name, params=None, epochs=1, **extra):
                     "num_threads": 1},
     }
     for key, value in extra.items():
-        raw[key].update(value) if isinstance(value, dict) else raw.__setitem__(key, value)
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
     path.write_text(yaml.safe_dump(raw))
     return path
 

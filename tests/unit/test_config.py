@@ -155,3 +155,26 @@ def test_with_seed_gives_single_seed_config(tmp_path):
     with pytest.raises(ConfigError, match="seeds"):
         load_config(write(tmp_path, GOOD), ["seeds=[1, 1]"])
     assert isinstance(one, RunConfig)
+
+
+def test_config_differences_leave_out_where_a_run_computes():
+    from ecgfusion.training.config import RESUMABLE_KEYS, RUNTIME_KEYS, config_differences
+
+    a = RunConfig.model_validate(parse_yaml(GOOD, "good"))
+    b = a.model_copy(deep=True)
+    b.data.cache_dir, b.trainer.num_threads = "/elsewhere", 2
+    assert config_differences(a, b) == []
+    b.optim.lr, b.trainer.max_epochs = a.optim.lr * 2, 7
+    assert config_differences(a, b) == ["optim.lr", "trainer.max_epochs"]
+    assert config_differences(a, b, RUNTIME_KEYS + RESUMABLE_KEYS) == ["optim.lr"]
+
+
+def test_metrics_difference_tolerates_a_borderline_beat_only():
+    from ecgfusion.training.trainer import METRICS_TOLERANCE, metrics_difference
+
+    stored = {"accuracy": 0.98, "confusion_matrix": [[5000, 3], [2, 400]], "auroc": float("nan")}
+    assert metrics_difference(stored, stored) == 0.0
+    one_beat = {**stored, "accuracy": 0.9802, "confusion_matrix": [[4999, 4], [2, 400]]}
+    assert 0 < metrics_difference(one_beat, stored) <= METRICS_TOLERANCE
+    assert metrics_difference({**stored, "accuracy": 0.97}, stored) > METRICS_TOLERANCE
+    assert metrics_difference({"accuracy": 0.98}, stored) == float("inf")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ecgfusion.cli.common import console
+from ecgfusion.cli.common import console, positive_finite, writable_path
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +31,7 @@ def bench(
         None,
         "--budget",
         min=1,
+        callback=positive_finite("300"),
         help="convergence: wall seconds per model and recipe (default 300; --tiny: 2.5)",
     ),
 ) -> None:
@@ -39,6 +40,7 @@ def bench(
     from ecgfusion.benchmarks.common import environment, render, write_json
 
     selected = resolve(names)
+    writable_path(out)
     env = environment()
     console.print(
         f"[bold]{env['cpu']}[/], {env['cores']} cores, torch {env['torch']} "
@@ -46,8 +48,10 @@ def bench(
         f"python {env['python']}, load {env['load_average']}"
     )
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-        console.print("[yellow]hint: OMP_WAIT_POLICY=PASSIVE ecgfusion bench … is faster and "
-                      "steadier on a shared CPU (it must be set before torch starts)[/]")
+        console.print(
+            "[yellow]hint: OMP_WAIT_POLICY=PASSIVE ecgfusion bench … is faster and "
+            "steadier on a shared CPU (it must be set before torch starts)[/]"
+        )
     start = time.perf_counter()
     for name in selected:
         console.rule(name)

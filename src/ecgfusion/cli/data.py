@@ -114,7 +114,7 @@ def split(
         str,
         typer.Option(help="beat-random, patient-disjoint, inter-patient or strat-fold."),
     ] = "beat-random",
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the split.")] = 0,
     method: Method = "kachuee",
     rebalance: Annotated[
         str | None, typer.Option(help="Re-balance the training part: 'reduced'.")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ecgfusion.cli.common import CacheDir, DataRoot, console
+from ecgfusion.cli.common import CacheDir, DataRoot, console, writable_path
 
 
 def reproduce(
@@ -43,6 +43,8 @@ def reproduce(
     """
     from ecgfusion.experiments.reproduce import reproduce as run
 
+    writable_path(out)
+    writable_path(runs, "--runs")
     command = "ecgfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     folders = run(
         dataset,

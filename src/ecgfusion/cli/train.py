@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ecgfusion.cli.common import console
+from ecgfusion.cli.common import console, writable_path
 from ecgfusion.errors import ConfigError
 
 
@@ -54,6 +54,21 @@ def _is_record_config(cfg: Any) -> bool:
     from ecgfusion.training.config import RECORD_DATASETS
 
     return cfg.data.dataset in RECORD_DATASETS
+
+
+def _check_run_files(run_dir: Path, cfg: Any) -> None:
+    """Read each model.pt and metrics.json of a run before its test part is loaded: a corrupt or
+    truncated file is one error line now, not a traceback after the scoring."""
+    from ecgfusion.evaluation.report import METRICS_FILE, read_metrics
+    from ecgfusion.models.io import read_model_file
+    from ecgfusion.training.trainer import MODEL_FILE, seed_dir
+
+    folders = [seed_dir(run_dir, s) for s in cfg.seeds] if cfg.seeds else [run_dir]
+    for folder in folders:
+        if (folder / MODEL_FILE).is_file():
+            read_model_file(folder / MODEL_FILE)
+        if (folder / METRICS_FILE).is_file():
+            read_metrics(folder)
 
 
 def _train_records(cfg: Any, target: Path, resume: bool) -> None:
@@ -115,7 +130,7 @@ def register(app: typer.Typer) -> None:
             cfg = load_config(config, set_ or [])
             if runs is not None:
                 cfg.seeds = [cfg.trainer.seed + i for i in range(runs)]
-            target = run_dir or default_run_dir(config)
+            target = writable_path(run_dir or default_run_dir(config), "--run-dir")
         console.print(f"run folder: {target}")
         if _is_record_config(cfg):
             _train_records(cfg, target, resume is not None)
@@ -149,13 +164,16 @@ def register(app: typer.Typer) -> None:
         """Recompute a run's test metrics from its model.pt and check them against metrics.json."""
         from ecgfusion.inference.loading import resolve_run_dir
         from ecgfusion.training.config import CONFIG_FILE, load_config
-        from ecgfusion.training.trainer import evaluate
+        from ecgfusion.training.trainer import METRICS_TOLERANCE, evaluate
 
         if pretrained is not None or run_dir is None:
             run_dir = resolve_run_dir(run_dir, pretrained)
 
         config_file = run_dir / CONFIG_FILE
-        if config_file.is_file() and _is_record_config(load_config(config_file)):
+        cfg = load_config(config_file) if config_file.is_file() else None
+        if cfg is not None:
+            _check_run_files(run_dir, cfg)
+        if cfg is not None and _is_record_config(cfg):
             from ecgfusion.training.records import evaluate_records
 
             res = evaluate_records(run_dir)
@@ -177,8 +195,13 @@ def register(app: typer.Typer) -> None:
             console.print(_metrics_table(f"{where} — {res['split_label']}", res["metrics"]))
             if res["reproduced"] is None:
                 console.print("no metrics.json to compare with")
-            elif res["reproduced"]:
+            elif res["difference"] == 0:
                 console.print("reproduces metrics.json exactly")
+            elif res["reproduced"]:
+                console.print(
+                    f"reproduces metrics.json within {METRICS_TOLERANCE:g} (largest difference "
+                    f"{res['difference']:.2g})"
+                )
             else:
                 failed.append(str(where))
         if failed:

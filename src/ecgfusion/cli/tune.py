@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ecgfusion.cli.common import console
+from ecgfusion.cli.common import console, positive_finite, writable_path
 from ecgfusion.errors import ConfigError
 
 
@@ -73,7 +73,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         timeout: Annotated[
             float | None,
-            typer.Option("--timeout", help="Start no new trial after this many seconds."),
+            typer.Option(
+                "--timeout",
+                help="Start no new trial after this many seconds.",
+                callback=positive_finite("3600"),
+            ),
         ] = None,
         run_dir: Annotated[
             Path | None,
@@ -88,7 +92,8 @@ def register(app: typer.Typer) -> None:
             typer.Option("--set", help="Override a base config key: --set trainer.max_epochs=5."),
         ] = None,
         seed: Annotated[
-            int | None, typer.Option("--seed", help="Sampler seed (default: the space's seed).")
+            int | None,
+            typer.Option("--seed", min=0, help="Sampler seed (default: the space's seed)."),
         ] = None,
     ) -> None:
         """Search a config's training recipe with Optuna (TPE + median pruning) on validation.
@@ -110,7 +115,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout:g}")
         base = load_config(config, set_ or [])
         search = with_seed(load_space(space), seed)
-        target = run_dir or default_study_dir(config)
+        target = writable_path(run_dir or default_study_dir(config), "--run-dir")
         command = _command_line(config, space, trials, timeout, target, set_ or [], seed)
         result = tune(
             base,

@@ -19,7 +19,7 @@ from ecgfusion.data.beats import BeatSet, get_segmenter
 from ecgfusion.data.registry import get_beat_dataset
 from ecgfusion.data.root import database_dir
 from ecgfusion.errors import DataError
-from ecgfusion.io import atomic_path
+from ecgfusion.io import atomic_path, sweep_stale_temporaries
 
 #: Bump when the beat-cutting code changes what a cached set holds.
 CACHE_VERSION = 1
@@ -160,6 +160,7 @@ def prepare_beats(
     path = cache_path(dataset, method, records, data_root, cache_dir)
     if path.is_file() and not force:
         return read_beats(path), path, True
+    sweep_stale_temporaries(path.parent)  # what a killed preparation left in the cache folder
     beats = spec.build(database_dir(spec.database, data_root), method, records, progress)
     write_beats(beats, path)
     return beats, path, False

@@ -38,8 +38,12 @@ def verify_checksums(db_dir: Path) -> VerifyReport:
             f"no SHA256SUMS.txt in {db_dir}; download the database again from PhysioNet "
             "(it ships one) to verify it"
         )
+    try:
+        lines = sums.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{sums} cannot be read ({exc}); re-download it") from None
     report = VerifyReport()
-    for line_no, line in enumerate(sums.read_text().splitlines(), 1):
+    for line_no, line in enumerate(lines, 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)

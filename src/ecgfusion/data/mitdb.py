@@ -56,7 +56,11 @@ def list_records(db_dir: Path) -> list[str]:
     listing = db_dir / "RECORDS"
     if not listing.is_file():
         raise DataError(f"{listing} is missing; it lists the records of the database")
-    return [r.strip() for r in listing.read_text().split() if r.strip()]
+    try:
+        text = listing.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{listing} cannot be read ({exc}); re-download it") from None
+    return [r.strip() for r in text.split() if r.strip()]
 
 
 def _parse_age_sex(comments: list[str]) -> tuple[int | None, str | None]:

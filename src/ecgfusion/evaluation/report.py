@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ecgfusion.errors import DataError
 from ecgfusion.evaluation.metrics import METRIC_NAMES, headline
 from ecgfusion.io import atomic_write_text
 
@@ -87,6 +88,7 @@ def render_report(result: dict[str, Any]) -> str:
     )
     if timing:
         out += ["", "## Timing", ""]
+
         def one_decimal(key: str) -> str | None:
             return None if timing.get(key) is None else f"{timing[key]:,.1f}"
 
@@ -114,7 +116,23 @@ def write_report(run_dir: str | os.PathLike, result: dict[str, Any]) -> None:
 
 
 def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8"))
+    """A run's metrics.json; a missing, corrupt or truncated file is one DataError line."""
+    path = Path(run_dir) / METRICS_FILE
+    fix = (
+        f"restore it, or delete it and run 'ecgfusion evaluate {Path(run_dir)}' to recompute the "
+        "metrics from model.pt"
+    )
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path} not found; the run has not finished — train it first") from None
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror or exc}); {fix}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is corrupt or truncated ({exc}); {fix}") from None
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+        raise DataError(f"{path} holds no 'metrics' object, it is not an ecgfusion result; {fix}")
+    return result
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:

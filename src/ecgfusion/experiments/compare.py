@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ecgfusion.errors import DataError
 from ecgfusion.experiments.published import ORIGINAL, REPRODUCTION
 from ecgfusion.experiments.reproduce import (
     PROTOCOLS,
@@ -38,7 +39,13 @@ def load_folders(preset_dir: Path) -> dict[tuple[str, str], dict]:
         for protocol in PROTOCOLS:
             file = preset_dir / f"{dataset}-{protocol}" / "results.json"
             if file.is_file():
-                found[(dataset, protocol)] = json.loads(file.read_text())
+                try:
+                    found[(dataset, protocol)] = json.loads(file.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    raise DataError(
+                        f"{file} is corrupt or unreadable ({exc}); delete it and run "
+                        "'ecgfusion reproduce' again: finished stages are reused"
+                    ) from None
     return found
 
 

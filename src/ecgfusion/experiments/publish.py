@@ -3,13 +3,21 @@
 A pretrained folder is a run folder without checkpoints or logs, so everything that reads a run
 folder (`evaluate`, `predict`, `export`) reads it too. Machine-specific paths are dropped from the
 config: the data is found the usual way (--data-root, $ECGFUSION_DATA, ../shared/datasets).
+
+Publishing is all or nothing: the folder is built in a staging folder of this call's own
+(``.<name>.staging-<pid>-<random>``), the model it replaces is renamed aside to
+``.<name>.replaced-<UTC time>`` (kept, never deleted: the caller is told where), and only then is
+the staging folder renamed into place. Dot-folders are neither listed as models nor packaged.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,8 +32,17 @@ COPIED = ("model.pt", "metrics.json", "report.md", "learning_curves.png", "confu
 
 
 def publish_pretrained(
-    run_dir: str | Path, name: str, preset: str, command: str, dest: str | Path | None = None
+    run_dir: str | Path,
+    name: str,
+    preset: str,
+    command: str,
+    dest: str | Path | None = None,
+    log: Callable[[str], None] = print,
 ) -> Path:
+    """Publish ``run_dir`` as ``dest/name`` (default: the package's pretrained folder).
+
+    A model already published under ``name`` is kept as the hidden sibling ``log`` names.
+    """
     from ecgfusion.training.config import load_config, save_config
 
     run_dir = Path(run_dir)
@@ -41,10 +58,12 @@ def publish_pretrained(
         config.model.params["freeze"] = config.model.params.get("freeze", True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     target = Path(dest or PRETRAINED_DIR) / name
-    staging = target.with_name(f".{name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # This call's own staging folder: another one's (a concurrent or killed publish) is not ours.
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-{os.getpid()}-", dir=target.parent))
+    placed = False
     try:
+        _chmod_like_mkdir(staging)  # mkdtemp makes it private (0700)
         save_config(config, staging)
         for file in COPIED:
             if (run_dir / file).is_file():
@@ -71,9 +90,48 @@ def publish_pretrained(
             "published": datetime.now(UTC).strftime("%Y-%m-%d"),
         }
         atomic_write_text(staging / "card.json", json.dumps(card, indent=2) + "\n")
-        shutil.rmtree(target, ignore_errors=True)
+        replaced = _swap_into_place(staging, target)
+        placed = True
+    except BaseException:
+        if not placed:
+            shutil.rmtree(staging, ignore_errors=True)  # created by this call, never finished
+        raise
+    if replaced is not None:
+        log(f"kept the model that {target} replaced at {replaced}")
+    return target
+
+
+def _chmod_like_mkdir(path: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+
+
+def _swap_into_place(staging: Path, target: Path) -> Path | None:
+    """Rename ``staging`` to ``target``; an existing ``target`` is first renamed aside and kept.
+
+    Returns where the replaced folder now is (None when there was none). When the second rename
+    fails, the replaced folder is renamed back, so ``target`` is the old model or the new one.
+    """
+    if not target.exists():
+        staging.rename(target)
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    aside = target.with_name(f".{target.name}.replaced-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = target.with_name(f".{target.name}.replaced-{stamp}-{n}")
+        n += 1
+    target.rename(aside)
+    try:
         staging.rename(target)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            aside.rename(target)
+        except OSError as exc:
+            raise OSError(
+                f"publishing {target} failed and the model it replaced could not be put back; "
+                f"it is kept at {aside}"
+            ) from exc
         raise
-    return target
+    return aside

@@ -26,7 +26,7 @@ import numpy as np
 from ecgfusion.errors import ConfigError
 from ecgfusion.experiments.presets import Preset, deep_merge, load_preset
 from ecgfusion.experiments.published import NOTES, ORIGINAL, REPRODUCTION
-from ecgfusion.io import atomic_write_text
+from ecgfusion.io import atomic_path, atomic_write_text, sweep_stale_temporaries
 from ecgfusion.training.config import RunConfig, apply_override, read_yaml_file, validate_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
@@ -298,7 +298,8 @@ def _copy_figures(out: Path, results: list[StageResult]) -> list[str]:
             src = run_dir / fig
             if src.is_file():
                 name = f"{r.stage.key}_{fig}"
-                shutil.copyfile(src, figures / name)
+                with atomic_path(figures / name) as tmp:  # never a half-copied PNG
+                    shutil.copyfile(src, tmp)
                 names.append(name)
     return names
 
@@ -330,18 +331,26 @@ def _folder_readme(out: Path, context: dict, figures: list[str]) -> Path:
 
 
 def _train_stage(config, run_dir: Path, beats, log: Callable[[str], None] = print) -> dict:
+    """Train a stage, or continue / reuse what its folder holds. A folder of another config
+    (what it computes differs, not just paths or threads) is kept aside, never deleted."""
+    from ecgfusion.io import set_aside
     from ecgfusion.training import trainer
-    from ecgfusion.training.config import CONFIG_FILE, load_config
+    from ecgfusion.training.config import CONFIG_FILE, config_differences, load_config
 
-    if (run_dir / CONFIG_FILE).is_file() and load_config(run_dir / CONFIG_FILE) != config:
-        # Another budget (a changed preset, a --set): its checkpoint must not be continued.
-        log(f"{run_dir} holds a run of another config; training this stage again")
-        shutil.rmtree(run_dir)
+    if (run_dir / CONFIG_FILE).is_file():
+        changed = config_differences(load_config(run_dir / CONFIG_FILE), config)
+        if changed:
+            aside = set_aside(run_dir, "replaced")
+            log(
+                f"{run_dir} held a run of another config ({', '.join(changed)}); kept it as "
+                f"{aside} and training this stage again"
+            )
     last = run_dir / trainer.CHECKPOINT_DIR / trainer.LAST_CKPT
     if run_dir.is_dir() and any(run_dir.iterdir()):
         if (run_dir / "metrics.json").is_file() or last.is_file():
             return trainer.train(config, run_dir, resume=True, beats=beats)
-        shutil.rmtree(run_dir)  # stopped before its first checkpoint: nothing to keep
+        aside = set_aside(run_dir, "unfinished")  # stopped before its first checkpoint
+        log(f"{run_dir} stopped before its first epoch ended; kept it as {aside}, starting again")
     return trainer.train(config, run_dir, beats=beats)
 
 
@@ -549,6 +558,10 @@ def reproduce(
             raise ConfigError(f"unknown protocol {p!r}; choose beat-random, inter-patient or all")
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    for folder in (Path(out) / chosen.name, Path(runs) / chosen.name):
+        swept = sweep_stale_temporaries(folder, depth=5)  # a killed process's temporaries
+        if swept:
+            log(f"removed {len(swept)} unfinished temporaries a killed run left in {folder}")
     folders = []
     for d in datasets:
         for p in protocols:

@@ -63,6 +63,7 @@ from ecgfusion.io import atomic_path, atomic_write_text
 from ecgfusion.training.config import (
     RECORD_DATASETS,
     RunConfig,
+    config_differences,
     load_config,
     read_yaml_file,
     set_key,
@@ -408,11 +409,12 @@ def check_run_dir(run_dir: Path, base: RunConfig, space: SearchSpace) -> bool:
             f"run folder {run_dir} has {STUDY_FILE} but not {BASE_FILE} and {SPACE_FILE}; "
             "choose another --run-dir"
         )
-    if load_config(stored_base) != base:
+    changed = config_differences(load_config(stored_base), base)
+    if changed:
         raise ConfigError(
             f"run folder {run_dir} holds a study of another config ({stored_base} differs from "
-            "this config with its --set overrides); resume it with the same config or choose "
-            "another --run-dir"
+            f"this config with its --set overrides in {', '.join(changed)}); resume it with the "
+            "same config or choose another --run-dir"
         )
     if not load_space(stored_space).same_search(space):
         raise ConfigError(

@@ -16,7 +16,12 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 def pretrained_names() -> list[str]:
     if not PRETRAINED_DIR.is_dir():
         return []
-    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "model.pt").is_file())
+    # dot-folders are a publish's staging folder or the model it replaced, never a shipped name
+    return sorted(
+        p.name
+        for p in PRETRAINED_DIR.iterdir()
+        if not p.name.startswith(".") and (p / "model.pt").is_file()
+    )
 
 
 def resolve_run_dir(run_dir: str | Path | None, pretrained: str | None) -> Path:
@@ -25,7 +30,7 @@ def resolve_run_dir(run_dir: str | Path | None, pretrained: str | None) -> Path:
         raise DataError("give exactly one of a run folder (RUN_DIR, --model) or --pretrained NAME")
     if pretrained is not None:
         path = PRETRAINED_DIR / pretrained
-        if not (path / "model.pt").is_file():
+        if pretrained not in pretrained_names():
             names = ", ".join(pretrained_names()) or "none shipped in this install"
             raise DataError(f"no pretrained model {pretrained!r}; available: {names}")
         return path

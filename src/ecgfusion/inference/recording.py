@@ -124,6 +124,9 @@ def read_recording(path: str | Path, lead: str | None = None, fs: float | None =
         signal, rate, lead_name = _read_wfdb(path, lead)
         if fs is not None and float(fs) != rate:
             raise DataError(f"{path}: the header says {rate:g} Hz but --fs says {fs:g}; drop --fs")
+    if not np.isfinite(rate):
+        fix = "pass --fs HZ, e.g. --fs 360" if fs is not None else "fix the rate in its .hea"
+        raise DataError(f"{path}: sampling rate {rate:g} Hz is not a finite number; {fix}")
     if rate < MIN_FS:
         raise DataError(
             f"{path}: sampling rate {rate:g} Hz is below {MIN_FS:g} Hz; QRS complexes cannot be "

@@ -75,7 +75,17 @@ def read_annotations(path: str | Path) -> Annotations:
         header = record.with_suffix(".hea")
         if not header.is_file():
             raise DataError(f"{path} stores no sampling rate and {header} is missing")
-        fs = wfdb.rdheader(str(record)).fs
+        try:
+            fs = wfdb.rdheader(str(record)).fs
+        except Exception as exc:  # wfdb raises bare ValueErrors/IndexErrors on corrupt headers
+            raise DataError(
+                f"{header}: not a readable WFDB header ({type(exc).__name__}: {exc}); it gives "
+                f"the sampling rate of {path} — re-download the record's .hea"
+            ) from None
+        if fs is None or not np.isfinite(fs) or fs <= 0:
+            raise DataError(
+                f"{header} gives no valid sampling rate ({fs}); re-download the record's .hea"
+            )
     return Annotations(record.name, float(fs), np.asarray(ann.sample)[beats], symbols[beats])
 
 

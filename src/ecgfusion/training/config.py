@@ -442,6 +442,49 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     return validate_config(raw, source)
 
 
+#: Keys that say where and how a run computes, not what it computes: a run folder whose config
+#: differs from a new one only in these holds the same result, so it is reused, never retrained.
+RUNTIME_KEYS: tuple[str, ...] = (
+    "data.data_root",
+    "data.cache_dir",
+    "trainer.num_threads",
+    "trainer.accelerator",
+    "trainer.eval_batch_size",
+    "trainer.log_every_n_steps",
+    "trainer.tensorboard",
+)
+#: What ``train --resume`` may change besides RUNTIME_KEYS: the budget. Everything else is in
+#: the checkpoint (weights, optimiser and schedule state) and would be silently ignored.
+RESUMABLE_KEYS: tuple[str, ...] = (
+    "trainer.max_epochs",
+    "trainer.max_time_s",
+    "trainer.early_stopping",
+)
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def config_differences(
+    old: RunConfig, new: RunConfig, ignore: tuple[str, ...] = RUNTIME_KEYS
+) -> list[str]:
+    """Dotted keys whose values differ between two configs, leaving out ``ignore`` (and the
+    keys under them)."""
+    a, b = _flat(old.model_dump(mode="json")), _flat(new.model_dump(mode="json"))
+    return sorted(
+        key
+        for key in a.keys() | b.keys()
+        if a.get(key) != b.get(key)
+        and not any(key == i or key.startswith(f"{i}.") for i in ignore)
+    )
+
+
 def save_config(config: RunConfig, run_dir: str | os.PathLike) -> Path:
     """Write the resolved config; it is what a resume or an evaluate reads back."""
     return atomic_write_text(Path(run_dir) / CONFIG_FILE, config.to_yaml())

@@ -74,8 +74,10 @@ class BeatClassifier(L.LightningModule):
         cached_inputs: bool = False,
         label_smoothing: float = 0.0,
         augment: AugmentConfig | None = None,
+        seed: int = 0,
     ):
         super().__init__()
+        self.seed = int(seed)
         self.model = model
         self.cached_inputs = cached_inputs
         self.optim = optim
@@ -108,6 +110,14 @@ class BeatClassifier(L.LightningModule):
         self.train_metrics.update(scores.detach(), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout and augmentation draw from torch's global generator. Seeding it at each epoch's
+        # first batch, as the batch order is, makes an epoch's draws the same whether the run
+        # was resumed before it or not (the data loader's own draw comes before, at a moment
+        # that differs between the two); a killed run resumes to the uninterrupted result.
+        if batch_idx == 0:
+            torch.manual_seed(self.seed * 100_003 + self.current_epoch + 1)
 
     def on_train_epoch_end(self) -> None:
         self.log_dict(self.train_metrics.compute())
@@ -145,3 +155,4 @@ class BeatClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CKPT_MODEL_KEY] = getattr(self.model, "spec", None)
+

@@ -18,10 +18,12 @@ import datetime
 import json
 import logging
 import os
+import pickle
 import platform
 import sys
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,17 @@ from ecgfusion.evaluation.plots import (
     plot_learning_curves,
 )
 from ecgfusion.evaluation.report import METRICS_FILE, read_metrics, write_report, write_summary
-from ecgfusion.io import atomic_path
+from ecgfusion.io import atomic_path, set_aside, sweep_stale_temporaries
 from ecgfusion.runtime import training_precision
-from ecgfusion.training.config import CONFIG_FILE, RunConfig, load_config, save_config
+from ecgfusion.training.config import (
+    CONFIG_FILE,
+    RESUMABLE_KEYS,
+    RUNTIME_KEYS,
+    RunConfig,
+    config_differences,
+    load_config,
+    save_config,
+)
 from ecgfusion.training.datamodule import BeatDataModule, load_config_beats, prepare_split
 from ecgfusion.training.module import CKPT_MODEL_KEY, BeatClassifier
 
@@ -296,6 +306,7 @@ def build_module(
         cached_inputs=cached_inputs,
         label_smoothing=tc.label_smoothing,
         augment=config.augment,
+        seed=tc.seed,
     )
 
 
@@ -322,9 +333,31 @@ def fit_datamodule(config: RunConfig, model: nn.Module, dm: BeatDataModule) -> B
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _load_checkpoint(path: Path) -> dict:
+def _is_torch_archive(path: Path) -> bool:
+    """A checkpoint torch.save wrote: a zip archive with one ``*/data.pkl``. Checked before
+    anything in it is unpickled."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """A checkpoint's contents, unpickled with ``weights_only=True``: tensors and plain values
+    only, never an object whose unpickling runs code (run folders are shared between people)."""
+    if not _is_torch_archive(path):
+        raise DataError(
+            f"checkpoint {path} cannot be read (not a torch checkpoint archive); it is corrupt "
+            "or not a checkpoint: start a new run"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise DataError(
+            f"checkpoint {path} holds objects other than tensors and plain values; it was not "
+            "written by ecgfusion and is not unpickled (it could run code): start a new run"
+        ) from None
     except Exception as exc:  # any unreadable file is the same user problem
         raise DataError(
             f"checkpoint {path} cannot be read ({type(exc).__name__}); it is corrupt or not a "
@@ -332,6 +365,11 @@ def _load_checkpoint(path: Path) -> dict:
         ) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise DataError(f"checkpoint {path} has no state_dict; it is not an ecgfusion checkpoint")
+    if CKPT_MODEL_KEY not in ckpt:
+        raise DataError(
+            f"checkpoint {path} has no {CKPT_MODEL_KEY!r} entry; it is not an ecgfusion "
+            "checkpoint: start a new run"
+        )
     return ckpt
 
 
@@ -521,7 +559,7 @@ def _finished_result(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:
     metrics_file, config_file = run_dir / METRICS_FILE, run_dir / CONFIG_FILE
     if not (metrics_file.is_file() and config_file.is_file()):
         return None
-    if load_config(config_file) != config:
+    if config_differences(load_config(config_file), config):
         return None
     return read_metrics(run_dir)
 
@@ -564,6 +602,7 @@ def resume_point(run_dir: Path, config: RunConfig, resume: bool) -> dict[str, An
     once it is sure there is a last checkpoint to continue from."""
     if not resume:
         return None
+    _check_resumable(run_dir, config)
     finished = _finished_result(run_dir, config)
     if finished is not None:
         return finished
@@ -573,6 +612,22 @@ def resume_point(run_dir: Path, config: RunConfig, resume: bool) -> dict[str, An
             f"{last} not found: the run stopped before its first epoch ended; start it again"
         )
     return None
+
+
+def _check_resumable(run_dir: Path, config: RunConfig) -> None:
+    """A resume continues the checkpoint's weights, optimiser and schedule state: a change to
+    anything but the budget (or where it runs) would be recorded and silently not applied."""
+    stored = run_dir / CONFIG_FILE
+    if not stored.is_file():
+        return
+    changed = config_differences(load_config(stored), config, RUNTIME_KEYS + RESUMABLE_KEYS)
+    if changed:
+        raise ConfigError(
+            f"--resume {run_dir}: {', '.join(changed)} cannot change on a resume (the checkpoint "
+            "holds the weights, optimiser and schedule of the stored config; a resume may change "
+            f"only {', '.join(RESUMABLE_KEYS)}): start a new run, with "
+            f"--set model.init_from={run_dir} to begin from this run's weights"
+        )
 
 
 def fit_best(
@@ -597,7 +652,12 @@ def fit_best(
     with _quiet_lightning():
         trainer, checkpoint = _make_trainer(config, run_dir, list(callbacks))
         start = time.perf_counter()
-        trainer.fit(module, datamodule=make_datamodule(), ckpt_path=last if resume else None)
+        trainer.fit(
+            module,
+            datamodule=make_datamodule(),
+            ckpt_path=last if resume else None,
+            weights_only=True,  # checked by check_checkpoint above; never a full unpickle
+        )
         seconds = time.perf_counter() - start
     best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
     best = _load_checkpoint(best_path)
@@ -752,6 +812,7 @@ def train(
     With several seeds the beats are loaded once; a resume skips finished seeds, continues an
     interrupted one from its last checkpoint and starts the ones never begun.
     """
+    sweep_stale_temporaries(run_dir, depth=3)  # what a killed run left half-written
     if not config.seeds:
         return train_run(config, run_dir, resume, beats, callbacks)
     run_dir = Path(run_dir)
@@ -766,16 +827,11 @@ def train(
         sub = seed_dir(run_dir, seed)
         again = resume and (sub / CHECKPOINT_DIR / LAST_CKPT).is_file()
         if resume and sub.is_dir() and not again and not (sub / METRICS_FILE).is_file():
-            # Stopped before its first checkpoint: nothing to keep, start the seed over.
-            _clear_unfinished(sub)
+            # Stopped before its first checkpoint: start the seed over, the old folder kept aside.
+            set_aside(sub, "unfinished")
         results[seed] = train_run(config.with_seed(seed), sub, again, beats, callbacks)
     summary = write_summary(run_dir, results)
     return {"summary": summary, "runs": results}
-
-
-def _clear_unfinished(sub: Path) -> None:
-    for path in sorted(sub.rglob("*"), reverse=True):
-        path.rmdir() if path.is_dir() else path.unlink()
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -793,9 +849,10 @@ def _read_run_config(run_dir: Path) -> RunConfig:
 def evaluate(run_dir: str | os.PathLike, beats: BeatSet | None = None) -> dict[str, Any]:
     """Recompute the test metrics of a run from its config.yaml and model.pt.
 
-    Returns ``{"metrics", "timing", "reproduced"}``; ``reproduced`` says whether the metrics equal
-    those in metrics.json (None when there is none). Nothing in the run folder is written. A
-    multi-seed folder returns ``{"runs": {seed: ...}}``.
+    Returns ``{"metrics", "timing", "reproduced", "difference"}``: ``reproduced`` says whether
+    the metrics agree with metrics.json within METRICS_TOLERANCE (None when there is none; another
+    CPU may sum in another order), ``difference`` the largest one found (0.0: exactly). Nothing
+    in the run folder is written. A multi-seed folder returns ``{"runs": {seed: ...}}``.
     """
     run_dir = Path(run_dir)
     config = _read_run_config(run_dir)
@@ -808,10 +865,39 @@ def evaluate(run_dir: str | os.PathLike, beats: BeatSet | None = None) -> dict[s
     metrics, timing = score_test_part(model, dm, config)
     stored = read_metrics(run_dir)["metrics"] if (run_dir / METRICS_FILE).is_file() else None
     # Compare what metrics.json holds (JSON round trip: tuples become lists, keys strings).
-    reproduced = None if stored is None else json.loads(json.dumps(metrics)) == stored
+    difference = (
+        None if stored is None else metrics_difference(json.loads(json.dumps(metrics)), stored)
+    )
     return {
         "metrics": metrics,
         "timing": timing,
-        "reproduced": reproduced,
+        "reproduced": None if difference is None else difference <= METRICS_TOLERANCE,
+        "difference": difference,
         "split_label": dm.split.label,
     }
+
+
+#: Largest difference of a recomputed metric (a rate) or count from the stored one that still
+#: reproduces it: a borderline beat may change class on another CPU, nothing more.
+METRICS_TOLERANCE = 2e-3
+
+
+def metrics_difference(new: Any, old: Any) -> float:
+    """The largest difference between two metric trees: rates as they are, counts as a fraction
+    of the count; infinity where their structure or names differ."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        if new.keys() != old.keys():
+            return float("inf")
+        return max((metrics_difference(new[k], old[k]) for k in new), default=0.0)
+    if isinstance(new, list) and isinstance(old, list):
+        if len(new) != len(old):
+            return float("inf")
+        return max((metrics_difference(a, b) for a, b in zip(new, old, strict=True)), default=0.0)
+    numbers = (int, float)
+    if isinstance(new, numbers) and isinstance(old, numbers) and not isinstance(new, bool):
+        if new == old or (new != new and old != old):  # equal, or both NaN
+            return 0.0
+        if isinstance(new, int) and isinstance(old, int):
+            return abs(new - old) / max(abs(old), 1000)
+        return abs(float(new) - float(old))
+    return 0.0 if new == old else float("inf")
