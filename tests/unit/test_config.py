@@ -178,3 +178,16 @@ def test_metrics_difference_tolerates_a_borderline_beat_only():
     assert 0 < metrics_difference(one_beat, stored) <= METRICS_TOLERANCE
     assert metrics_difference({**stored, "accuracy": 0.97}, stored) > METRICS_TOLERANCE
     assert metrics_difference({"accuracy": 0.98}, stored) == float("inf")
+
+
+def test_config_differences_compare_paths_as_the_folders_they_name(tmp_path, monkeypatch):
+    from ecgfusion.training.config import config_differences
+
+    monkeypatch.chdir(tmp_path)
+    a = RunConfig.model_validate(parse_yaml(GOOD, "good"))
+    a.model.init_from = "runs/stage"
+    b = a.model_copy(deep=True)
+    b.model.init_from = str(tmp_path / "runs" / "stage")
+    assert config_differences(a, b) == []
+    b.model.init_from = str(tmp_path / "runs" / "other")
+    assert config_differences(a, b) == ["model.init_from"]

@@ -449,6 +449,8 @@ RUNTIME_KEYS: tuple[str, ...] = (
     "data.cache_dir",
     "trainer.num_threads",
     "trainer.accelerator",
+    # bf16 or fp32 arithmetic: "auto" resolves per machine, like the accelerator
+    "trainer.precision",
     "trainer.eval_batch_size",
     "trainer.log_every_n_steps",
     "trainer.tensorboard",
@@ -462,6 +464,11 @@ RESUMABLE_KEYS: tuple[str, ...] = (
 )
 
 
+#: Keys holding paths: compared as the files they name, so a relative and an absolute spelling of
+#: the same folder are the same config.
+PATH_KEYS: tuple[str, ...] = ("model.backbones", "model.init_from")
+
+
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
@@ -471,12 +478,21 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: value}
 
 
+def _with_real_paths(flat: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: os.path.realpath(value)
+        if isinstance(value, str) and any(key == k or key.startswith(f"{k}.") for k in PATH_KEYS)
+        else value
+        for key, value in flat.items()
+    }
+
+
 def config_differences(
     old: RunConfig, new: RunConfig, ignore: tuple[str, ...] = RUNTIME_KEYS
 ) -> list[str]:
     """Dotted keys whose values differ between two configs, leaving out ``ignore`` (and the
     keys under them)."""
-    a, b = _flat(old.model_dump(mode="json")), _flat(new.model_dump(mode="json"))
+    a, b = (_with_real_paths(_flat(c.model_dump(mode="json"))) for c in (old, new))
     return sorted(
         key
         for key in a.keys() | b.keys()
