@@ -182,3 +182,21 @@ def test_sigkill_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, data_se
     assert not list(run.rglob("*.tmp"))  # the killed run's temporaries were swept
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == 3
     assert validate_config(yaml.safe_load((run / "config.yaml").read_text()))
+
+
+def test_a_seed_stopped_before_its_first_checkpoint_is_kept_aside(tmp_path, data_section, capsys):  # noqa: F811
+    config_file = write_config(tmp_path / "c.yaml", data_section, "cnn_transformer_1d")
+    config = load_config(config_file)
+    config.seeds = [0, 1]
+    run = tmp_path / "run"
+    train(config.model_copy(update={"seeds": [0]}), run)  # seed 0 finished
+    (run / "config.yaml").write_text(config.to_yaml())
+    unfinished = run / "seed_1"
+    (unfinished / "logs").mkdir(parents=True)
+    (unfinished / "logs" / "notes.txt").write_text("kept")
+
+    code, _, err = run_cli(["train", "--resume", run], capsys)
+    assert code == 0, err
+    kept = [p for p in run.iterdir() if p.name.startswith("seed_1.unfinished-")]
+    assert len(kept) == 1 and (kept[0] / "logs" / "notes.txt").read_text() == "kept"
+    assert (run / "seed_1" / "metrics.json").is_file()
