@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -67,3 +69,14 @@ def training_precision(precision: str, device_type: str = "cpu") -> str:
 
 def inference_autocast(bf16: bool) -> contextlib.AbstractContextManager:
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what platform knows: recorded beside timings."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from ecgfusion.experiments import reproduce as rep
+from ecgfusion.experiments.stages import STAGES
 from ecgfusion.training import trainer
 
 pytestmark = pytest.mark.acceptance
@@ -145,14 +146,14 @@ def test_interrupted_stage_resumes_and_empty_one_restarts(
 
 
 def test_fusion_stages_name_the_backbone_runs(tmp_path, mitdb_dir, session_cache):
-    stage = next(s for s in rep.STAGES if s.key == "late_fusion")
+    stage = next(s for s in STAGES if s.key == "late_fusion")
     runs = tmp_path / "seed_0"
     quick, cpu = rep.load_preset("quick"), rep.load_preset("cpu")
     config = rep.stage_config(stage, quick, "mitdb", "inter-patient", 0, runs, None, None)
     assert config.model.backbones.backbone_1d == str(runs / "cnn_transformer_1d")
     assert config.data.protocol == "inter-patient" and config.model.params["freeze"] is True
     assert config.model.init_from is None
-    joint = next(s for s in rep.STAGES if s.key == "late_fusion_joint")
+    joint = next(s for s in STAGES if s.key == "late_fusion_joint")
     config = rep.stage_config(joint, cpu, "mitdb", "beat-random", 0, runs, None, None)
     # warm start: the joint stage begins from the frozen stage's trained model
     assert config.model.params["freeze"] is False
@@ -169,13 +170,13 @@ def test_paper_preset_is_table_ii_exactly(tmp_path):
     from ecgfusion.training.config import load_config
 
     paper = rep.load_preset("paper")
-    for stage in rep.STAGES:
+    for stage in STAGES:
         if stage.kind == "fusion":
             continue
         config = rep.stage_config(stage, paper, "mitdb", "beat-random", 0, tmp_path, None, None)
         table = load_config(rep.config_path(stage, "mitdb"))
         assert config.optim == table.optim and config.trainer == table.trainer, stage.key
-    one_d = load_config(rep.config_path(rep.STAGES[0], "mitdb"))
+    one_d = load_config(rep.config_path(STAGES[0], "mitdb"))
     assert one_d.optim.scheduler == "noam" and one_d.trainer.batch_size == 16
     assert one_d.trainer.max_epochs == 150 and one_d.trainer.class_weights == "balanced"
 

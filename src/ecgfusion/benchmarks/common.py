@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ecgfusion.io import atomic_write_text
+from ecgfusion.runtime import cpu_model
 
 FORMAT = "ecgfusion-bench/1"
 
@@ -108,16 +109,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def real_beats(n: int | None, seed: int = 0, data_root: str | None = None) -> torch.Tensor:
     """``n`` MIT-BIH beats [n, 187] (all when None), drawn without replacement, from the cache."""
     from ecgfusion.data.cache import load_beats
@@ -160,16 +151,23 @@ def write_json(result: BenchResult, out_dir: str | os.PathLike) -> Path:
 def markdown(result: BenchResult) -> str:
     """The same table, ratios and targets as :func:`render`, as Markdown (for docs/)."""
     cols = result.columns
-    lines = [f"**{result.title}**" + (" (tiny)" if result.tiny else ""), "",
-             "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines = [
+        f"**{result.title}**" + (" (tiny)" if result.tiny else ""),
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "|".join("---" for _ in cols) + "|",
+    ]
     lines += ["| " + " | ".join(fmt(row.get(c)) for c in cols) + " |" for row in result.rows]
     if result.ratios:
         lines += ["", "| ratio (same run) | x |", "|---|---|"]
         lines += [f"| {k} | {fmt(float(v))} |" for k, v in result.ratios.items()]
     if result.targets:
         lines += ["", "| target | value | goal | met |", "|---|---|---|---|"]
-        lines += [f"| {t['target']} | {fmt(float(t['value']))} | {fmt(float(t['goal']))} | "
-                  f"{'met' if t['met'] else '**NOT met**'} |" for t in result.targets]
+        lines += [
+            f"| {t['target']} | {fmt(float(t['value']))} | {fmt(float(t['goal']))} | "
+            f"{'met' if t['met'] else '**NOT met**'} |"
+            for t in result.targets
+        ]
     lines += [""] + [f"- {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
 

@@ -54,7 +54,7 @@ from ecgfusion.benchmarks.common import BenchResult
 from ecgfusion.errors import ConfigError
 
 RECIPES = ("paper", "cpu")
-#: short name -> (stage key in ecgfusion.experiments.reproduce.STAGES, title)
+#: short name -> (stage key in ecgfusion.experiments.stages.STAGES, title)
 MODELS = {
     "1D": ("cnn_transformer_1d", "1D CNN-Transformer"),
     "2D": ("cnn_2d", "2D CNN"),
@@ -249,7 +249,8 @@ def run_config(
     val_per_epoch: int = 1,
 ):
     """The run config of one model under one preset, with the benchmark's measuring changes."""
-    from ecgfusion.experiments.reproduce import STAGES, stage_config
+    from ecgfusion.experiments.reproduce import stage_config
+    from ecgfusion.experiments.stages import STAGES
     from ecgfusion.training.config import validate_config
 
     stages = {s.key: s for s in STAGES}

@@ -18,36 +18,12 @@ import pyarrow.parquet as pq
 from ecgfusion.data.beats import BeatSet, get_segmenter
 from ecgfusion.data.registry import get_beat_dataset
 from ecgfusion.data.root import database_dir
+from ecgfusion.data.storage import cache_dir, fingerprint
 from ecgfusion.errors import DataError
 from ecgfusion.io import atomic_path, sweep_stale_temporaries
 
 #: Bump when the beat-cutting code changes what a cached set holds.
 CACHE_VERSION = 1
-ENV_VAR = "ECGFUSION_CACHE"
-
-
-def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """--cache-dir, then $ECGFUSION_CACHE, then $XDG_CACHE_HOME/ecgfusion, then ~/.cache."""
-    if path is not None:
-        return Path(path).expanduser()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ecgfusion"
-
-
-def fingerprint(db_dir: Path) -> str:
-    """Names, sizes and modification times of the database files: a changed file, a new key."""
-    h = hashlib.sha256(str(db_dir.resolve()).encode())
-    for root, dirs, files in os.walk(db_dir):
-        dirs.sort()
-        for name in sorted(files):
-            st = os.stat(os.path.join(root, name))
-            h.update(
-                f"{os.path.relpath(os.path.join(root, name), db_dir)}:{st.st_size}:"
-                f"{st.st_mtime_ns}\n".encode()
-            )
-    return h.hexdigest()
 
 
 def cache_key(dataset: str, method: str, records: list[str] | None, db_dir: Path) -> str:

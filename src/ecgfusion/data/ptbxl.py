@@ -580,8 +580,8 @@ def records_cache_path(
     sampling_rate: int,
     ids: Sequence[int | str] | None,
 ) -> Path:
-    from ecgfusion.data.cache import cache_dir as resolve_cache_dir
-    from ecgfusion.data.cache import fingerprint
+    from ecgfusion.data.storage import cache_dir as resolve_cache_dir
+    from ecgfusion.data.storage import fingerprint
 
     payload = {
         "version": RECORDS_CACHE_VERSION,

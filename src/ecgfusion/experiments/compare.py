@@ -13,14 +13,8 @@ from pathlib import Path
 
 from ecgfusion.errors import DataError
 from ecgfusion.experiments.published import ORIGINAL, REPRODUCTION
-from ecgfusion.experiments.reproduce import (
-    PROTOCOLS,
-    STAGES,
-    _fmt,
-    _markdown,
-    _published,
-    dig,
-)
+from ecgfusion.experiments.stages import PROTOCOLS, STAGES
+from ecgfusion.experiments.tables import dig, markdown_table, mean_std, published_value
 from ecgfusion.io import atomic_write_text
 
 PAGE = "comparison.md"
@@ -56,7 +50,7 @@ def _values(result: dict, stage: str, *path: str) -> list[float | None]:
 def _triple(result: dict | None, stage: str) -> str:
     if result is None or stage not in result["stages"]:
         return "–"
-    return " / ".join(_fmt(_values(result, stage, k)) for k in ("mcc", "macro_f1", "accuracy"))
+    return " / ".join(mean_std(_values(result, stage, k)) for k in ("mcc", "macro_f1", "accuracy"))
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -82,7 +76,8 @@ def _experiments(dataset: str, folders: dict) -> list[str]:
         for table in (ORIGINAL, REPRODUCTION):
             row.append(
                 " / ".join(
-                    _published(table, dataset, stage, k) for k in ("mcc", "macro_f1", "accuracy")
+                    published_value(table, dataset, stage, k)
+                    for k in ("mcc", "macro_f1", "accuracy")
                 )
             )
         rows.append(row)
@@ -91,7 +86,7 @@ def _experiments(dataset: str, folders: dict) -> list[str]:
         + "; ".join(f"**{p}** = {_protocol_name(dataset, p, folders)}" for p in protocols)
         + ".",
         "",
-        _markdown(headers, rows),
+        markdown_table(headers, rows),
     ]
     return lines
 
@@ -124,7 +119,7 @@ def _target(folders: dict, targets: dict[str, dict[str, float]]) -> list[str]:
     return [
         f"The preset's targets on MIT-BIH beat-random (mean over seeds): {verdict}.",
         "",
-        _markdown(["model", "metric", "ours", "target", ""], rows),
+        markdown_table(["model", "metric", "ours", "target", ""], rows),
     ]
 
 
@@ -142,10 +137,10 @@ def _clinical(folders: dict) -> list[str]:
                 continue
             rows.append(
                 [TITLES[stage], p]
-                + [_fmt(_values(result, stage, "aami", k)) for k in keys]
-                + [_fmt(_values(result, stage, "macro_f1"))]
+                + [mean_std(_values(result, stage, "aami", k)) for k in keys]
+                + [mean_std(_values(result, stage, "macro_f1"))]
             )
-    return [_markdown(headers, rows)]
+    return [markdown_table(headers, rows)]
 
 
 def _joint(folders: dict) -> list[str]:
@@ -170,7 +165,7 @@ def _joint(folders: dict) -> list[str]:
             )
     if not rows:
         return ["No jointly trained fusion in these folders (the `quick` preset leaves them out)."]
-    return ["MCC / macro-F1 / accuracy.", "", _markdown(headers, rows)]
+    return ["MCC / macro-F1 / accuracy.", "", markdown_table(headers, rows)]
 
 
 def _runs(folders: dict) -> list[str]:
@@ -190,7 +185,7 @@ def _runs(folders: dict) -> list[str]:
                 c["hardware"],
             ]
         )
-    return [_markdown(headers, rows)]
+    return [markdown_table(headers, rows)]
 
 
 def comparison_page(preset_dir: Path) -> str | None:

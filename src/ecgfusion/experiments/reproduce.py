@@ -18,91 +18,30 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from ecgfusion.errors import ConfigError
 from ecgfusion.experiments.presets import Preset, deep_merge, load_preset
 from ecgfusion.experiments.published import NOTES, ORIGINAL, REPRODUCTION
+from ecgfusion.experiments.stages import (
+    CONFIG_DIR,
+    CONFIG_SUFFIX,
+    DATASETS,
+    INDEPENDENT_KINDS,
+    PROTOCOLS,
+    Stage,
+    preset_stages,
+)
+from ecgfusion.experiments.tables import (
+    dig,
+    joined_ints,
+    markdown_table,
+    mean_std,
+    published_value,
+)
 from ecgfusion.io import atomic_path, atomic_write_text, sweep_stale_temporaries
 from ecgfusion.training.config import RunConfig, apply_override, read_yaml_file, validate_config
-
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
-DATASETS = ("mitdb", "ptbxl-beats")
-#: User-facing protocol names per dataset (PTB-XL: its folds keep patients apart).
-PROTOCOLS = {
-    "beat-random": {"mitdb": "beat-random", "ptbxl-beats": "beat-random"},
-    "inter-patient": {"mitdb": "inter-patient", "ptbxl-beats": "strat-fold"},
-}
-CONFIG_SUFFIX = {"mitdb": "mitdb", "ptbxl-beats": "ptbxl"}
-
-
-@dataclass(frozen=True)
-class Stage:
-    key: str
-    title: str
-    config: str
-    kind: str  # "1d" | "2d" | "baseline" | "fusion"
-    experiments: tuple[int, ...]
-    #: The stage's own config keys (merged after the preset's).
-    overrides: dict = field(default_factory=dict)
-    joint: bool = False
-    #: Key of the stage whose trained model starts this one (model.init_from).
-    init_from: str | None = None
-
-
-_UNFROZEN = {"model": {"params": {"freeze": False}}}
-STAGES: tuple[Stage, ...] = (
-    Stage("cnn_transformer_1d", "1D CNN-Transformer", "cnn_transformer_1d", "1d", (1,)),
-    Stage("cnn_2d", "2D CNN (spectrogram)", "cnn_2d", "2d", (1,)),
-    Stage(
-        "kachuee_cnn", "Baseline: residual CNN (Kachuee 2018)", "kachuee_cnn", "baseline", (1,)
-    ),
-    Stage("late_fusion", "Hybrid: late fusion", "late_fusion", "fusion", (1, 2)),
-    Stage(
-        "intermediate_concat", "Intermediate fusion: concat", "intermediate_concat", "fusion", (2,)
-    ),
-    Stage("intermediate_sum", "Intermediate fusion: sum", "intermediate_sum", "fusion", (2,)),
-    Stage(
-        "intermediate_weighted_sum",
-        "Intermediate fusion: weighted sum",
-        "intermediate_weighted_sum",
-        "fusion",
-        (2,),
-    ),
-    Stage(
-        "late_fusion_joint",
-        "Late fusion, backbones trained jointly",
-        "late_fusion",
-        "fusion",
-        (2,),
-        _UNFROZEN,
-        joint=True,
-        init_from="late_fusion",
-    ),
-    Stage(
-        "intermediate_concat_joint",
-        "Intermediate concat, backbones trained jointly",
-        "intermediate_concat",
-        "fusion",
-        (2,),
-        _UNFROZEN,
-        joint=True,
-        init_from="intermediate_concat",
-    ),
-)
-#: Stages that depend on no other stage (trained side by side when a preset sets jobs > 1).
-INDEPENDENT_KINDS = ("1d", "2d", "baseline")
-
-
-def preset_stages(preset: Preset) -> list[Stage]:
-    return [
-        s
-        for s in STAGES
-        if (preset.joint or not s.joint) and (preset.baseline or s.kind != "baseline")
-    ]
 
 
 def config_path(stage: Stage, dataset: str) -> Path:
@@ -153,20 +92,6 @@ def stage_config(
     return validate_config(raw, source)
 
 
-def _fmt(values: list[float | None], digits: int = 4) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
-
-
-def _published(table: dict, dataset: str, stage: str, key: str) -> str:
-    value = table.get((dataset, stage), {}).get(key)
-    return "–" if value is None else f"{value:.4f}"
-
-
 @dataclass
 class StageResult:
     stage: Stage
@@ -177,13 +102,6 @@ class StageResult:
         return [dig(run, path) for run in self.runs]
 
 
-def dig(node: object, path: tuple[str, ...]) -> object:
-    """``node[path[0]][path[1]]...``, None where a key is missing."""
-    for key in path:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
-
-
 def _metric_table(results: list[StageResult], dataset: str) -> tuple[list[str], list[list[str]]]:
     headers = ["model", "MCC", "macro-F1", "accuracy"]
     if dataset == "mitdb":
@@ -192,18 +110,19 @@ def _metric_table(results: list[StageResult], dataset: str) -> tuple[list[str], 
     rows = []
     for r in results:
         row = [r.stage.title] + [
-            _fmt(r.values("metrics", k)) for k in ("mcc", "macro_f1", "accuracy")
+            mean_std(r.values("metrics", k)) for k in ("mcc", "macro_f1", "accuracy")
         ]
         if dataset == "mitdb":
             row += [
-                _fmt(r.values("metrics", "aami", k))
+                mean_std(r.values("metrics", "aami", k))
                 for k in ("sveb_sensitivity", "sveb_ppv", "veb_sensitivity", "veb_ppv")
             ]
         row += [
-            _published(ORIGINAL, dataset, r.stage.key, k) for k in ("mcc", "macro_f1", "accuracy")
+            published_value(ORIGINAL, dataset, r.stage.key, k)
+            for k in ("mcc", "macro_f1", "accuracy")
         ]
         row += [
-            _published(REPRODUCTION, dataset, r.stage.key, k)
+            published_value(REPRODUCTION, dataset, r.stage.key, k)
             for k in ("mcc", "macro_f1", "accuracy")
         ]
         rows.append(row)
@@ -219,24 +138,14 @@ def _time_table(results: list[StageResult]) -> tuple[list[str], list[list[str]]]
         rows.append(
             [
                 r.stage.title,
-                _fmt_int(r.values("timing", "epochs_trained")),
-                _fmt(r.values("timing", "train_seconds"), 1),
-                _fmt(r.values("timing", "test_inference_seconds"), 1) + reused,
-                _fmt(r.values("timing", "test_samples_per_second"), 0) + reused,
+                joined_ints(r.values("timing", "epochs_trained")),
+                mean_std(r.values("timing", "train_seconds"), 1),
+                mean_std(r.values("timing", "test_inference_seconds"), 1) + reused,
+                mean_std(r.values("timing", "test_samples_per_second"), 0) + reused,
                 str(r.runs[0]["timing"].get("device", "?")),
             ]
         )
     return headers, rows
-
-
-def _fmt_int(values: list) -> str:
-    return "/".join(str(v) for v in values if v is not None) or "–"
-
-
-def _markdown(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _csv(headers: list[str], rows: list[list[str]]) -> str:
@@ -266,13 +175,13 @@ def write_tables(
                 f"{context['seeds']} (mean ± std over seeds when more than one). "
                 f"Test part: {context['test_beats']} beats.",
                 "",
-                _markdown(mh, mrows),
+                markdown_table(mh, mrows),
                 "",
                 f"Published numbers: {NOTES[dataset]}. '–' = not given in our sources.",
                 "",
                 "## Train and test time",
                 "",
-                _markdown(th, trows),
+                markdown_table(th, trows),
                 "",
                 f"Command: `{context['command']}`",
                 "",
@@ -447,9 +356,9 @@ def reproduce_one(
     Seed by seed: the independent stages (1D, 2D, baseline) first, side by side in
     ``jobs`` (default: the preset's) processes, then the fusions that load them, in order.
     """
-    from ecgfusion.benchmarks.common import cpu_model
     from ecgfusion.data.cache import load_beats
     from ecgfusion.data.splits import KnownPatientOverlapWarning, make_split
+    from ecgfusion.runtime import cpu_model
 
     internal = PROTOCOLS[protocol][dataset]
     name = f"{dataset}-{protocol}"

@@ -58,6 +58,7 @@ from pydantic import (
 
 from ecgfusion.data.beats import BeatSet
 from ecgfusion.errors import ConfigError, DataError
+from ecgfusion.evaluation.report import markdown_table
 from ecgfusion.experiments.presets import RECIPE_MODEL_PARAMS
 from ecgfusion.io import atomic_path, atomic_write_text
 from ecgfusion.training.config import (
@@ -504,9 +505,8 @@ def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(format_cell(row[k], k) for k in columns) + " |" for row in rows]
-    return lines
+    cells = [[format_cell(row[k], k) for k in columns] for row in rows]
+    return markdown_table(columns, cells).splitlines()
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -255,14 +255,9 @@ class RunConfig(_Strict):
 
 
 def known_datasets() -> tuple[str, ...]:
-    """Beat datasets of the data registry, then the record datasets (ecgfusion.training.records).
+    """Beat datasets of the data registry, then the record datasets (ecgfusion.training.records)."""
+    from ecgfusion.data.registry import BEAT_DATASETS
 
-    Empty while the registry is not importable.
-    """
-    try:
-        from ecgfusion.data.registry import BEAT_DATASETS
-    except ImportError:
-        return ()
     return (*BEAT_DATASETS, *RECORD_DATASETS)
 
 
