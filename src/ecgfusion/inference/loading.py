@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -84,7 +85,11 @@ def check_beat_model(model, class_names: tuple[str, ...], method: str, path: Pat
         )
 
 
-def load_predictor(run_dir: str | Path | None = None, pretrained: str | None = None) -> Predictor:
+def load_predictor(
+    run_dir: str | Path | None = None, pretrained: str | None = None, *, check_leakage: bool = True
+) -> Predictor:
+    """The run's model, classes and segmenter; ``check_leakage`` also reads and splits its
+    training set for ``seen_records`` (seconds; empty when that data is not on this machine)."""
     from ecgfusion.models import load_model
     from ecgfusion.training.config import load_config
 
@@ -95,10 +100,11 @@ def load_predictor(run_dir: str | Path | None = None, pretrained: str | None = N
 
     class_names = get_beat_dataset(config.data.dataset).class_names
     check_beat_model(model, class_names, config.data.method, path)
-    try:
-        seen = seen_records(config)
-    except EcgFusionError:
-        seen = frozenset()  # the training data is not on this machine: nothing to compare with
+    seen: frozenset[str] = frozenset()
+    if check_leakage:
+        # where the training data is not on this machine there is nothing to compare with
+        with contextlib.suppress(EcgFusionError):
+            seen = seen_records(config)
     return Predictor(
         model=model,
         class_names=class_names,

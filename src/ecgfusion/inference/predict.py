@@ -56,6 +56,11 @@ class Prediction:
     def times(self) -> np.ndarray:
         return self.samples / self.recording.fs
 
+    @property
+    def symbols(self) -> list[str]:
+        """The class name of each beat (``labels`` as names)."""
+        return [self.class_names[k] for k in self.labels]
+
     def counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
         return {c: int(k) for c, k in zip(self.class_names, counts, strict=True)}
@@ -89,6 +94,26 @@ class Prediction:
         }
 
 
+def beat_probabilities(
+    predictor: Predictor,
+    beats: np.ndarray,
+    batch_size: int = 256,
+    progress: bool = False,
+    bf16: bool = False,
+) -> np.ndarray:
+    """Softmax class probabilities float32 [n, n_classes] of cut beats [n, n_samples]."""
+    x = torch.from_numpy(np.ascontiguousarray(beats, dtype=np.float32))
+    probs = []
+    predictor.model.eval()
+    starts = list(range(0, len(x), batch_size))
+    with torch.inference_mode(), inference_autocast(bf16):
+        for s in track(starts, description=f"classifying {len(x)} beats", enabled=progress):
+            scores = predictor.model(x[s : s + batch_size]).scores.float()
+            probs.append(torch.softmax(scores, dim=1))
+    p = torch.cat(probs).numpy() if probs else np.zeros((0, len(predictor.class_names)))
+    return p.astype(np.float32)
+
+
 def predict_recording(
     recording: Recording,
     predictor: Predictor,
@@ -118,20 +143,12 @@ def predict_recording(
     for a, b in recording.bad_ranges:
         in_bad |= (peaks >= a * TARGET_FS - 1) & (peaks <= b * TARGET_FS + 1)
     keep = ~flat & ~in_bad
-    x = torch.from_numpy(beats[keep])
-    probs = []
-    predictor.model.eval()
-    starts = list(range(0, len(x), batch_size))
-    with torch.inference_mode(), inference_autocast(bf16):
-        for s in track(starts, description=f"classifying {len(x)} beats", enabled=progress):
-            scores = predictor.model(x[s : s + batch_size]).scores.float()
-            probs.append(torch.softmax(scores, dim=1))
-    p = torch.cat(probs).numpy() if probs else np.zeros((0, len(predictor.class_names)))
+    p = beat_probabilities(predictor, beats[keep], batch_size, progress, bf16)
     return Prediction(
         recording=recording,
         samples=native[keep],
         labels=p.argmax(1).astype(np.int64),
-        probs=p.astype(np.float32),
+        probs=p,
         class_names=predictor.class_names,
         skipped=int((~keep).sum()),
         warnings=warnings,
@@ -139,13 +156,12 @@ def predict_recording(
 
 
 def _annotation_bytes(pred: Prediction) -> bytes:
-    symbols = [pred.class_names[i] for i in pred.labels]
     with tempfile.TemporaryDirectory() as tmp:
         wfdb.wrann(
             pred.recording.name,
             ANNOTATION_EXT,
             pred.samples,
-            symbol=symbols,
+            symbol=pred.symbols,
             fs=pred.recording.fs,
             write_dir=tmp,
         )

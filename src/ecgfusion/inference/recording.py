@@ -137,13 +137,20 @@ def read_recording(path: str | Path, lead: str | None = None, fs: float | None =
             f"{path}: {len(signal) / rate:.1f} s long, at least {MIN_SECONDS:g} s are needed to "
             "estimate RR intervals"
         )
+    name = path.stem if path.suffix else path.name
+    return recording_from_lead(signal, rate, name, lead_name, path, f"{path}: lead {lead_name}")
+
+
+def recording_from_lead(
+    signal: np.ndarray, rate: float, name: str, lead_name: str, path: Path, where: str
+) -> Recording:
+    """A Recording of one lead already in memory: NaN and flat stretches zeroed and listed (a
+    lead that is mostly such stretches is refused, ``where`` naming it)."""
     bad = bad_stretches(signal, rate)
     if bad.mean() > 0.5:
         raise DataError(
-            f"{path}: lead {lead_name} is NaN or flat for {bad.mean():.0%} of the recording; "
-            "check the lead or the file"
+            f"{where} is NaN or flat for {bad.mean():.0%} of the recording; check the lead"
         )
     ranges = [(a / rate, b / rate) for a, b in _runs(bad)]
     clean = np.where(bad, 0.0, np.nan_to_num(signal))
-    name = path.stem if path.suffix else path.name
     return Recording(name, clean, rate, lead_name, path, ranges)
