@@ -22,7 +22,13 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc
 
 from ecgfusion.errors import ShapeError
-from ecgfusion.evaluation.report import METRICS_FILE, REPORT_FILE, markdown_table
+from ecgfusion.evaluation.report import (
+    METRICS_FILE,
+    REPORT_FILE,
+    format_value,
+    markdown_table,
+    mean_of_known,
+)
 from ecgfusion.io import atomic_write_text
 
 #: Threshold where a class cannot be tuned (no positive or no negative validation example).
@@ -93,11 +99,6 @@ def per_class_auroc(probs: Tensor, targets: Tensor) -> list[float | None]:
     ]
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return sum(kept) / len(kept) if kept else None
-
-
 def _counts(preds: Tensor, targets: Tensor) -> dict[str, Tensor]:
     return {
         "tp": (preds * targets).sum(0),
@@ -141,7 +142,7 @@ def _thresholded(
         _class_stats(float(counts["tp"][c]), float(counts["fp"][c]), float(counts["fn"][c]))
         for c in range(preds.shape[1])
     ]
-    out: dict[str, Any] = {"stats": stats, "macro_f1": _mean([s["f1"] for s in stats])}
+    out: dict[str, Any] = {"stats": stats, "macro_f1": mean_of_known([s["f1"] for s in stats])}
     if binary:
         out["accuracy"] = float((preds[:, 1] == targets[:, 1]).double().mean())
         y, p = targets[:, 1].long(), preds[:, 1].long()
@@ -185,7 +186,7 @@ def record_metrics(
     out: dict[str, Any] = {
         "n": len(probs),
         "class_names": names,
-        "macro_auroc": _mean(auroc),
+        "macro_auroc": mean_of_known(auroc),
         "macro_f1": at["macro_f1"],
         "macro_f1_at_0.5": default["macro_f1"],
         "thresholds": threshold_map,
@@ -233,7 +234,7 @@ def render_record_report(result: dict[str, Any]) -> str:
         f"- Input: {data['n_leads']} leads × {data['n_samples']} samples "
         f"({data['sampling_rate']:g} Hz), {data['n_meta']} metadata features",
         f"- Training seed `{run.get('seed')}`, best epoch {run.get('best_epoch')} "
-        f"(validation macro-F1 at its own thresholds {_fmt(run.get('best_val_macro_f1'))})",
+        f"(validation macro-F1 at its own thresholds {format_value(run.get('best_val_macro_f1'))})",
         "- Thresholds are chosen on the validation part (fold 9) only, then applied to the test "
         "part (fold 10).",
         "",
@@ -283,10 +284,6 @@ def render_record_report(result: dict[str, Any]) -> str:
     if figures:
         out += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(out) + "\n"
-
-
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _seconds(value: float | None) -> str | None:

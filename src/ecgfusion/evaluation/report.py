@@ -23,7 +23,8 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def format_value(value: Any, digits: int = 4) -> str:
+    """A table cell: floats to ``digits`` decimals, None as n/a, anything else as str."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
@@ -31,9 +32,15 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def mean_of_known(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are not None; None when none is."""
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(format_value(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
