@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ecgfusion.errors import DataError
+from ecgfusion.evaluation.report import mean_of_known
 from ecgfusion.experiments.published import ORIGINAL, REPRODUCTION
 from ecgfusion.experiments.stages import PROTOCOLS, STAGES
 from ecgfusion.experiments.tables import dig, markdown_table, mean_std, published_value
@@ -51,11 +52,6 @@ def _triple(result: dict | None, stage: str) -> str:
     if result is None or stage not in result["stages"]:
         return "–"
     return " / ".join(mean_std(_values(result, stage, k)) for k in ("mcc", "macro_f1", "accuracy"))
-
-
-def _mean(values: list[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
 
 
 def _protocol_name(dataset: str, protocol: str, folders: dict) -> str:
@@ -101,7 +97,7 @@ def _target(folders: dict, targets: dict[str, dict[str, float]]) -> list[str]:
         if stage not in result["stages"]:
             continue
         for key, goal in goals.items():
-            value = _mean(_values(result, stage, key))
+            value = mean_of_known(_values(result, stage, key))
             met = value is not None and value >= goal
             met_all &= met
             rows.append(
@@ -150,8 +146,8 @@ def _joint(folders: dict) -> list[str]:
         for frozen, joint in JOINT_PAIRS:
             if frozen not in result["stages"] or joint not in result["stages"]:
                 continue
-            a = _mean(_values(result, frozen, "mcc"))
-            b = _mean(_values(result, joint, "mcc"))
+            a = mean_of_known(_values(result, frozen, "mcc"))
+            b = mean_of_known(_values(result, joint, "mcc"))
             delta = "–" if a is None or b is None else f"{b - a:+.4f}"
             rows.append(
                 [
