@@ -29,15 +29,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        chmod_as_created(tmp_path, 0o666)  # mkstemp makes it private (0600)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def chmod_as_created(path: str | os.PathLike, mode: int) -> None:
+    """Give ``path`` the permissions a plain open() (0o666) or mkdir() (0o777) would under the
+    process's umask; mkstemp and mkdtemp make their files private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -90,17 +95,24 @@ def sweep_stale_temporaries(folder: str | os.PathLike, depth: int = 0) -> list[P
     return removed
 
 
-def set_aside(path: str | os.PathLike, reason: str) -> Path:
-    """Move a folder or file the program will not continue out of the way, never deleting it:
-    ``NAME`` becomes ``NAME.REASON-<UTC time>`` beside it; returns the new path."""
+def aside_path(path: str | os.PathLike, reason: str, hidden: bool = False) -> Path:
+    """A free name beside ``path`` for keeping it: ``NAME.REASON-<UTC time>`` (with a leading
+    dot when ``hidden``, e.g. a published model that must not be listed or packaged)."""
     from datetime import UTC, datetime
 
     source = Path(path)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = source.with_name(f"{source.name}.{reason}-{stamp}")
-    n = 1
+    base = f"{'.' if hidden else ''}{source.name}.{reason}-"
+    base += datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target, n = source.with_name(base), 1
     while target.exists():
         n += 1
-        target = source.with_name(f"{source.name}.{reason}-{stamp}-{n}")
-    source.rename(target)
+        target = source.with_name(f"{base}-{n}")
+    return target
+
+
+def set_aside(path: str | os.PathLike, reason: str) -> Path:
+    """Move a folder or file the program will not continue out of the way, never deleting it:
+    ``NAME`` becomes ``NAME.REASON-<UTC time>`` beside it; returns the new path."""
+    target = aside_path(path, reason)
+    Path(path).rename(target)
     return target

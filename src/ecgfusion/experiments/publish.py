@@ -26,7 +26,7 @@ import torch
 import ecgfusion
 from ecgfusion.errors import DataError
 from ecgfusion.inference.loading import PRETRAINED_DIR
-from ecgfusion.io import atomic_write_text
+from ecgfusion.io import aside_path, atomic_write_text, chmod_as_created
 
 COPIED = ("model.pt", "metrics.json", "report.md", "learning_curves.png", "confusion_matrix.png")
 
@@ -63,7 +63,7 @@ def publish_pretrained(
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-{os.getpid()}-", dir=target.parent))
     placed = False
     try:
-        _chmod_like_mkdir(staging)  # mkdtemp makes it private (0700)
+        chmod_as_created(staging, 0o777)  # mkdtemp makes it private (0700)
         save_config(config, staging)
         for file in COPIED:
             if (run_dir / file).is_file():
@@ -101,12 +101,6 @@ def publish_pretrained(
     return target
 
 
-def _chmod_like_mkdir(path: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
-
-
 def _swap_into_place(staging: Path, target: Path) -> Path | None:
     """Rename ``staging`` to ``target``; an existing ``target`` is first renamed aside and kept.
 
@@ -116,12 +110,7 @@ def _swap_into_place(staging: Path, target: Path) -> Path | None:
     if not target.exists():
         staging.rename(target)
         return None
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    aside = target.with_name(f".{target.name}.replaced-{stamp}")
-    n = 1
-    while aside.exists():
-        aside = target.with_name(f".{target.name}.replaced-{stamp}-{n}")
-        n += 1
+    aside = aside_path(target, "replaced", hidden=True)
     target.rename(aside)
     try:
         staging.rename(target)

@@ -473,11 +473,13 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: value}
 
 
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(f"{p}.") for p in prefixes)
+
+
 def _with_real_paths(flat: dict[str, Any]) -> dict[str, Any]:
     return {
-        key: os.path.realpath(value)
-        if isinstance(value, str) and any(key == k or key.startswith(f"{k}.") for k in PATH_KEYS)
-        else value
+        key: os.path.realpath(value) if isinstance(value, str) and _under(key, PATH_KEYS) else value
         for key, value in flat.items()
     }
 
@@ -489,10 +491,7 @@ def config_differences(
     keys under them)."""
     a, b = (_with_real_paths(_flat(c.model_dump(mode="json"))) for c in (old, new))
     return sorted(
-        key
-        for key in a.keys() | b.keys()
-        if a.get(key) != b.get(key)
-        and not any(key == i or key.startswith(f"{i}.") for i in ignore)
+        key for key in a.keys() | b.keys() if a.get(key) != b.get(key) and not _under(key, ignore)
     )
 
 
