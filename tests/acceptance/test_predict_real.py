@@ -16,7 +16,7 @@ import wfdb
 
 from ecgfusion.cli import main
 from ecgfusion.data.labels import BEAT_SYMBOLS
-from ecgfusion.inference.detect import locate_beats
+from ecgfusion.data.rpeaks import locate_beats
 from ecgfusion.inference.recording import read_recording
 from ecgfusion.models import create_model, save_model
 from ecgfusion.training.config import load_config, save_config

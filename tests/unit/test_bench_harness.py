@@ -22,8 +22,9 @@ def test_timing_is_the_median_per_unit_with_relative_spread():
 def test_names_run_in_suite_order_and_accept_underscores():
     assert resolve(["end_to_end", "spectrogram"]) == ["spectrogram", "end-to-end"]
     assert resolve(None)[0] == "spectrogram" and "convergence" not in resolve([])
-    assert resolve([]) == [n for n in BENCHMARKS if n != "convergence"]
+    assert resolve([]) == [n for n in BENCHMARKS if n not in ("convergence", "detection")]
     assert resolve(["convergence"]) == ["convergence"]  # long: only when named
+    assert resolve(["detection"]) == ["detection"]
     with pytest.raises(ConfigError, match="unknown benchmark foo"):
         resolve(["foo"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ecgfusion.data.peak_rules import refine_peaks
 from ecgfusion.errors import DataError
-from ecgfusion.inference.detect import refine_peaks
 from ecgfusion.inference.recording import bad_stretches, read_recording
 
 

@@ -40,7 +40,7 @@ def record_stages(
     """Callables for each stage of classifying one record, sharing their intermediate results."""
     from ecgfusion.data.beats import TARGET_FS, get_segmenter
     from ecgfusion.data.root import database_dir
-    from ecgfusion.inference.detect import locate_beats
+    from ecgfusion.data.rpeaks import locate_beats
     from ecgfusion.inference.recording import read_recording
 
     path = database_dir("mitdb", data_root) / RECORD

@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
 def bench(
     names: list[str] = typer.Argument(
         None,
-        help="spectrogram, train, convergence, fusion, inference, prepare, end-to-end "
-        "(default: all)",
+        help="spectrogram, train, convergence, fusion, inference, prepare, end-to-end, "
+        "detection (default: all but convergence and detection, which run when named)",
     ),
     tiny: bool = typer.Option(False, "--tiny", help="a few hundred beats / steps: a smoke run"),
     out: Path = typer.Option(Path("benchmarks/results"), "--out", help="folder for NAME.json"),

@@ -13,7 +13,7 @@ from math import gcd
 import numpy as np
 from scipy.signal import resample_poly
 
-from ecgfusion.errors import DataError
+from ecgfusion.errors import DataError, ShapeError
 
 TARGET_FS = 125.0
 KACHUEE_LENGTH = 187
@@ -26,6 +26,12 @@ class BeatSet:
 
     ``sample`` is the R-peak index at the record's native sampling rate, so a beat can always be
     found again in the original file. ``patient`` is what patient-disjoint splits group by.
+
+    ``rr`` holds the beat's rhythm features (float32 [n, len(rr_names)], columns ``rr_names``;
+    ecgfusion.features.rr.rr_features computes them from every beat of the record, before beats
+    are dropped). Only MIT-BIH fills them for now; the Kaggle CSVs, PTB and PTB-XL beats leave
+    ``rr`` None and ``rr_names`` empty. Every operation (subset, concatenate, the Parquet cache)
+    carries them along.
     """
 
     signals: np.ndarray  # float32 [n, n_samples]
@@ -38,9 +44,26 @@ class BeatSet:
     dataset: str
     method: str
     meta: dict = field(default_factory=dict)
+    rr: np.ndarray | None = None  # float32 [n, len(rr_names)]
+    rr_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.labels)
+        object.__setattr__(self, "rr_names", tuple(self.rr_names))
+        if self.rr is None:
+            if self.rr_names:
+                raise ShapeError(
+                    f"BeatSet has rr_names {self.rr_names} but no rr array; pass both or neither"
+                )
+        else:
+            rr = np.asarray(self.rr, dtype=np.float32)
+            expected = (n, len(self.rr_names))
+            if rr.shape != expected or not self.rr_names:
+                raise ShapeError(
+                    f"BeatSet.rr must be [n_beats, len(rr_names)] = [{expected[0]}, "
+                    f"{expected[1]}] with rr_names given, got shape {tuple(rr.shape)}"
+                )
+            object.__setattr__(self, "rr", rr)
         if self.signals.ndim != 2 or self.signals.shape[0] != n:
             raise ValueError(
                 f"BeatSet signals must be [n_beats, n_samples] with n_beats={n}, "
@@ -76,6 +99,8 @@ class BeatSet:
             dataset=self.dataset,
             method=self.method,
             meta=dict(self.meta),
+            rr=None if self.rr is None else self.rr[index],
+            rr_names=self.rr_names,
         )
 
     @staticmethod
@@ -83,6 +108,15 @@ class BeatSet:
         if not parts:
             raise ValueError("cannot concatenate an empty list of beat sets")
         first = parts[0]
+        with_rr = [p.rr is not None for p in parts]
+        if any(with_rr) and not all(with_rr):
+            raise ShapeError(
+                f"cannot concatenate beat sets with RR features and without: "
+                f"{sum(with_rr)} of {len(parts)} parts have them"
+            )
+        names = {p.rr_names for p in parts}
+        if len(names) > 1:
+            raise ShapeError(f"cannot concatenate beat sets with different RR columns: {names}")
         return BeatSet(
             signals=np.concatenate([p.signals for p in parts]),
             labels=np.concatenate([p.labels for p in parts]),
@@ -94,6 +128,8 @@ class BeatSet:
             dataset=first.dataset,
             method=first.method,
             meta=meta if meta is not None else dict(first.meta),
+            rr=np.concatenate([p.rr for p in parts]) if all(with_rr) else None,
+            rr_names=first.rr_names,
         )
 
 

@@ -22,13 +22,21 @@ from ecgfusion.data.storage import cache_dir, fingerprint
 from ecgfusion.errors import DataError
 from ecgfusion.io import atomic_path, sweep_stale_temporaries
 
-#: Bump when the beat-cutting code changes what a cached set holds.
+#: Bump when the beat-cutting code changes what a cached set holds (for every dataset)...
 CACHE_VERSION = 1
+#: ... or only for one dataset, so the others keep their caches. mitdb 2: RR features stored.
+DATASET_CACHE_VERSIONS: dict[str, int] = {"mitdb": 2}
+#: Parquet column prefix of the RR features: column f"{RR_PREFIX}{name}" per BeatSet.rr_names.
+RR_PREFIX = "rr_"
+
+
+def cache_version(dataset: str) -> int:
+    return DATASET_CACHE_VERSIONS.get(dataset, CACHE_VERSION)
 
 
 def cache_key(dataset: str, method: str, records: list[str] | None, db_dir: Path) -> str:
     payload = {
-        "version": CACHE_VERSION,
+        "version": cache_version(dataset),
         "dataset": dataset,
         "method": method,
         "records": sorted(records) if records is not None else None,
@@ -53,22 +61,25 @@ def cache_path(
 def write_beats(beats: BeatSet, path: Path) -> Path:
     n, length = beats.signals.shape
     flat = pa.array(np.ascontiguousarray(beats.signals, dtype=np.float32).reshape(-1))
-    table = pa.table(
-        {
-            "signal": pa.FixedSizeListArray.from_arrays(flat, length),
-            "label": pa.array(beats.labels.astype(np.int8)),
-            "record": pa.array(beats.record.astype(str)),
-            "patient": pa.array(beats.patient.astype(str)),
-            "sample": pa.array(beats.sample.astype(np.int64)),
-        }
-    )
+    columns = {
+        "signal": pa.FixedSizeListArray.from_arrays(flat, length),
+        "label": pa.array(beats.labels.astype(np.int8)),
+        "record": pa.array(beats.record.astype(str)),
+        "patient": pa.array(beats.patient.astype(str)),
+        "sample": pa.array(beats.sample.astype(np.int64)),
+    }
+    if beats.rr is not None:
+        for j, name in enumerate(beats.rr_names):
+            columns[f"{RR_PREFIX}{name}"] = pa.array(beats.rr[:, j].astype(np.float32))
+    table = pa.table(columns)
     info = {
         "class_names": list(beats.class_names),
         "fs": beats.fs,
         "dataset": beats.dataset,
         "method": beats.method,
         "meta": beats.meta,
-        "cache_version": CACHE_VERSION,
+        "cache_version": cache_version(beats.dataset),
+        "rr_names": list(beats.rr_names),
     }
     table = table.replace_schema_metadata({"ecgfusion": json.dumps(info, default=str)})
     with atomic_path(path) as tmp:
@@ -83,6 +94,18 @@ def read_beats(path: Path) -> BeatSet:
         signal = table.column("signal").combine_chunks()
         length = signal.type.list_size
         signals = signal.values.to_numpy(zero_copy_only=False).reshape(-1, length)
+        # A cache written before RR features existed (or of a dataset without them) has no
+        # "rr_names" and no rr_ columns: rr stays None.
+        rr_names = tuple(info.get("rr_names") or ())
+        rr = None
+        if rr_names:
+            rr = np.stack(
+                [
+                    table.column(f"{RR_PREFIX}{name}").to_numpy().astype(np.float32, copy=False)
+                    for name in rr_names
+                ],
+                axis=1,
+            ).reshape(len(table), len(rr_names))
         return BeatSet(
             signals=signals.astype(np.float32, copy=False),
             labels=table.column("label").to_numpy().astype(np.int64),
@@ -94,6 +117,8 @@ def read_beats(path: Path) -> BeatSet:
             dataset=info["dataset"],
             method=info["method"],
             meta=info["meta"],
+            rr=rr,
+            rr_names=rr_names,
         )
     except FileNotFoundError:
         raise DataError(

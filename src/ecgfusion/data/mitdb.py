@@ -149,10 +149,20 @@ def read_record(db_dir: Path, record: str, lead: str = PREFERRED_LEAD) -> MitdbR
 def record_beats(
     rec: MitdbRecord, method: str = "kachuee", **params: float
 ) -> tuple[BeatSet, dict]:
-    """Cut every annotated beat of one record; returns the beats and what was left out and why."""
+    """Cut every annotated beat of one record; returns the beats and what was left out and why.
+
+    The RR features come from every beat annotation of the record (mapped or not, flat or not) at
+    the native rate, and are then selected for the kept beats, so a dropped beat still counts as
+    the neighbour of the beats around it.
+    """
+    # Imported here: ecgfusion.features' package __init__ loads torch, which reading a record
+    # never needs otherwise; only building MIT-BIH beats pays for it.
+    from ecgfusion.features.rr import RR_FEATURE_NAMES, rr_features
+
     is_beat = np.isin(rec.ann_symbols, list(BEAT_SYMBOLS))
     beat_samples = rec.ann_samples[is_beat]
     beat_symbols = rec.ann_symbols[is_beat]
+    rr = rr_features(beat_samples, rec.fs)
     signal = resample(rec.signal, rec.fs, TARGET_FS)
     peaks = np.clip(resample_indices(beat_samples, rec.fs, TARGET_FS), 0, len(signal) - 1)
     # Every beat (mapped or not) counts for the RR median; only AAMI-mapped beats become rows.
@@ -172,6 +182,8 @@ def record_beats(
         fs=TARGET_FS,
         dataset="mitdb",
         method=method,
+        rr=rr[keep],
+        rr_names=RR_FEATURE_NAMES,
     )
     report = {
         "lead": rec.lead,

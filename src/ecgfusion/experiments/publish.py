@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import ecgfusion
+from ecgfusion.data.rpeaks import serving_detector
 from ecgfusion.errors import DataError
 from ecgfusion.inference.loading import PRETRAINED_DIR
 from ecgfusion.io import aside_path, atomic_write_text, chmod_as_created
@@ -77,6 +78,10 @@ def publish_pretrained(
             "protocol": metrics["data"]["protocol"],
             "split": metrics["data"]["split_label"],
             "class_names": metrics["data"]["class_names"],
+            # the R-peak detector predict serves it with (runs from before detectors had names
+            # record none: their dataset decides, as it does when serving them)
+            "detector": metrics["data"].get("detector")
+            or serving_detector(config.data.dataset, None),
             "test_beats": m["n"],
             "metrics": {k: m[k] for k in ("accuracy", "macro_f1", "weighted_f1", "mcc")},
             "aami": m.get("aami"),

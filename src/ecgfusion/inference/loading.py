@@ -85,6 +85,23 @@ def check_beat_model(model, class_names: tuple[str, ...], method: str, path: Pat
         )
 
 
+def card_detector(card: dict, dataset: str, path: Path) -> str:
+    """The R-peak detector named by a model card (model.pt's extra), the training beats' one.
+
+    Cards written before detectors had names hold none: the dataset decides (ptbxl-beats ->
+    xqrs-250-up, which cut those beats; anything else -> xqrs-125-deviation).
+    """
+    from ecgfusion.data.rpeaks import DETECTORS, serving_detector
+
+    recorded = card.get("detector")
+    if recorded is not None and not (isinstance(recorded, str) and recorded in DETECTORS):
+        raise DataError(
+            f"{path}/model.pt was trained on beats cut with R-peak detector {recorded!r}, which "
+            f"this version does not know ({', '.join(sorted(DETECTORS))}); update ecgfusion"
+        )
+    return serving_detector(dataset, recorded)
+
+
 def load_predictor(
     run_dir: str | Path | None = None, pretrained: str | None = None, *, check_leakage: bool = True
 ) -> Predictor:
@@ -100,6 +117,7 @@ def load_predictor(
 
     class_names = get_beat_dataset(config.data.dataset).class_names
     check_beat_model(model, class_names, config.data.method, path)
+    detector = card_detector(getattr(model, "extra", None) or {}, config.data.dataset, path)
     seen: frozenset[str] = frozenset()
     if check_leakage:
         # where the training data is not on this machine there is nothing to compare with
@@ -113,4 +131,5 @@ def load_predictor(
         protocol=config.data.protocol,
         source=str(path if pretrained is None else f"pretrained:{pretrained}"),
         seen_records=seen,
+        detector=detector,
     )

@@ -1,7 +1,8 @@
 """From a raw recording to labelled beats: detect, cut as in training, classify, write.
 
-The segmenter and its parameters come from the run's saved config, never re-typed, so a beat is
-cut at prediction time exactly the way the model saw beats in training.
+The segmenter and its parameters come from the run's saved config, never re-typed, and the R-peak
+detector from the model card (:func:`ecgfusion.data.rpeaks.serving_detector`), so a beat is found
+and cut at prediction time exactly the way the model saw beats in training.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import wfdb
 from torch import nn
 
 from ecgfusion.data.beats import TARGET_FS, get_segmenter
+from ecgfusion.data.rpeaks import DEFAULT_DETECTOR, get_detector, locate_beats
 from ecgfusion.errors import DataError
-from ecgfusion.inference.detect import locate_beats
 from ecgfusion.inference.recording import Recording
 from ecgfusion.io import atomic_write_bytes
 from ecgfusion.progress import track
@@ -40,6 +41,8 @@ class Predictor:
     source: str
     #: Records the model was trained or selected on; predicting on them is leakage.
     seen_records: frozenset[str] = field(default_factory=frozenset)
+    #: The R-peak detector (a name of ecgfusion.data.rpeaks.DETECTORS) its beats were cut with.
+    detector: str = DEFAULT_DETECTOR
 
 
 @dataclass
@@ -89,7 +92,8 @@ class Prediction:
             "model_dataset": predictor.dataset,
             "model_protocol": predictor.protocol,
             "segmenter": predictor.method,
-            "detector": "wfdb XQRS at 125 Hz, refined to the R extremum (±48 ms)",
+            "detector": predictor.detector,
+            "detector_description": get_detector(predictor.detector).description,
             "warnings": self.warnings,
         }
 
@@ -132,7 +136,7 @@ def predict_recording(
         spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in recording.bad_ranges[:5])
         more = f" and {len(recording.bad_ranges) - 5} more" if len(recording.bad_ranges) > 5 else ""
         warnings.append(f"NaN or flat stretches skipped: {spans}{more}")
-    signal, peaks, native = locate_beats(recording.signal, recording.fs)
+    signal, peaks, native = locate_beats(recording.signal, recording.fs, predictor.detector)
     if len(peaks) < 2:
         raise DataError(
             f"{recording.source}: fewer than 2 QRS complexes found in lead {recording.lead}; "
@@ -184,7 +188,7 @@ def _summary_markdown(summary: dict) -> str:
         f"{summary['sampling_rate_hz']:g} Hz, {summary['duration_s']} s)",
         f"- model: `{summary['model']}` (trained on {summary['model_dataset']}, "
         f"{summary['model_protocol']}); segmenter {summary['segmenter']}",
-        f"- detector: {summary['detector']}",
+        f"- detector: {summary['detector']} ({summary['detector_description']})",
         f"- beats classified: {summary['beats']} (skipped: {summary['beats_skipped']})",
         f"- mean heart rate: {summary['mean_heart_rate_bpm']} bpm",
         f"- ectopic burden ({'+'.join(summary['ectopic_classes'])}): "

@@ -16,6 +16,7 @@ from wfdb import processing
 
 from ecgfusion.data.labels import AAMI_CLASSES, AAMI_MAP, BEAT_SYMBOLS
 from ecgfusion.errors import DataError
+from ecgfusion.evaluation.report import markdown_table
 
 MATCH_SECONDS = 0.150
 MISSED = len(AAMI_CLASSES)  # row/column index for "no partner"
@@ -155,10 +156,8 @@ def score_table(scores: list[RecordScore]) -> list[dict[str, float | str]]:
 def format_table(rows: list[dict[str, float | str]]) -> str:
     """Markdown table in percent; '–' where a ratio is undefined (no beats of that class)."""
     keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for r in rows:
-        cells = [str(r["record"])] + [
-            "–" if np.isnan(r[k]) else f"{100 * r[k]:.2f}" for k in keys[1:]
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cells = [
+        [str(r["record"])] + ["–" if np.isnan(r[k]) else f"{100 * r[k]:.2f}" for k in keys[1:]]
+        for r in rows
+    ]
+    return markdown_table(keys, cells)
