@@ -77,13 +77,32 @@ def test_one_epoch_train_and_evaluate(task, records, ptbxl_dir, session_cache, t
     assert "n_classes" in err and "model.pt" in err
 
 
+def test_seeds_train_and_evaluate_like_beat_runs(ptbxl_dir, session_cache, tmp_path, capsys):
+    """The one pipeline: --runs gives record models a folder per seed and a summary, and
+    evaluate checks every seed, as for beat models."""
+    config = write_config(tmp_path / "run.yaml", ptbxl_dir, session_cache, "binary")
+    run_dir = tmp_path / "seeds"
+    code, out, err = run_cli(["train", str(config), "--runs", "2", "--run-dir", str(run_dir)],
+                             capsys)  # fmt: skip
+    assert code in (0, None), err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and "macro_auroc" in summary["metrics"]
+    assert "Macro AUROC" in (run_dir / "summary.md").read_text()
+    for seed in (0, 1):
+        result = json.loads((run_dir / f"seed_{seed}" / "metrics.json").read_text())
+        assert result["run"]["seed"] == seed and result["data"]["task"] == "binary"
+    code, out, err = run_cli(["evaluate", str(run_dir)], capsys)
+    assert code in (0, None), err
+    assert out.count("reproduces metrics.json exactly") == 2
+
+
 def test_config_errors_are_one_line(ptbxl_dir, session_cache, tmp_path, capsys):
     config = write_config(tmp_path / "run.yaml", ptbxl_dir, session_cache, "binary")
     raw = yaml.safe_load(config.read_text())
     del raw["data"]["task"]
     config.write_text(yaml.safe_dump(raw))
     code, _, err = run_cli(["train", str(config), "--run-dir", str(tmp_path / "r")], capsys)
-    assert code == 2 and err.count("\n") == 1 and "task is required" in err, err
+    assert code == 2 and err.count("\n") == 1 and "data.task: required key is missing" in err, err
     args = ["train", str(config), "--set", "data.task=binary", "--set", "model.name=cnn_2d"]
     code, _, err = run_cli([*args, "--run-dir", str(tmp_path / "r2")], capsys)
     assert code == 2 and err.count("\n") == 1 and "is a beat model" in err, err

@@ -127,7 +127,8 @@ def test_joint_fusion_warm_starts_from_the_frozen_stage(backbones, tmp_path, dat
     """Phase 1 trains the head on frozen backbones; phase 2 starts from phase 1's weights
     (model.init_from) and updates the backbones too, at backbone_lr_scale x the head's lr."""
     from ecgfusion.training.config import load_config
-    from ecgfusion.training.trainer import build_datamodule, build_model
+    from ecgfusion.training.tasks.beat_classification import build_datamodule
+    from ecgfusion.training.tasks.beat_models import build_model
 
     backbone_section = {"backbone_1d": str(backbones["cnn_transformer_1d"]),
                         "backbone_2d": str(backbones["cnn_2d"])}
@@ -290,7 +291,7 @@ def test_bad_inputs_fail_in_one_line_and_overwrite_nothing(
     config_text = (other / "config.yaml").read_text()
     (other / "config.yaml").write_text(config_text.replace("method: kachuee", "method: centered"))
     line = cli_error(["evaluate", str(other)], capsys)
-    assert "187 samples" in line and "87 samples" in line
+    assert "does not fit" in line and "n_samples 187 (data: 87)" in line
 
     # a frozen fusion without trained backbones would train a head on random features
     config = write_config(tmp_path / "lf.yaml", data_section, "late_fusion", {})
@@ -358,12 +359,12 @@ def test_cached_backbone_outputs_give_the_same_run_as_running_the_backbones(
 
 def test_train_and_val_caps_thin_only_their_part(mitdb_beats):
     """max_train_beats / max_val_beats draw from their own part; the test part stays whole."""
-    from ecgfusion.training.config import DataConfig
+    from ecgfusion.training.config import BeatDataConfig
     from ecgfusion.training.datamodule import prepare_split
 
-    whole = prepare_split(DataConfig(dataset="mitdb"), mitdb_beats).index
+    whole = prepare_split(BeatDataConfig(dataset="mitdb"), mitdb_beats).index
     capped = prepare_split(
-        DataConfig(dataset="mitdb", max_train_beats=500, max_val_beats=300), mitdb_beats
+        BeatDataConfig(dataset="mitdb", max_train_beats=500, max_val_beats=300), mitdb_beats
     ).index
     assert len(capped["train"]) == 500 and len(capped["val"]) == 300
     assert set(capped["train"]) <= set(whole["train"])

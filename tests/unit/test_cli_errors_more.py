@@ -263,8 +263,8 @@ def run_dir(tmp_path, monkeypatch) -> Path:
     shutil.copytree(PRETRAINED_DIR / "mitdb-cnn-2d", target)
     forbid(
         monkeypatch,
-        "ecgfusion.training.trainer.prepare_split",
-        "ecgfusion.training.trainer.load_config_beats",
+        "ecgfusion.training.tasks.beat_classification.prepare_split",
+        "ecgfusion.training.tasks.beat_classification.load_config_beats",
     )
     return target
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from ecgfusion.errors import ConfigError
+from ecgfusion.schema import parse_yaml
 from ecgfusion.training.config import (
     RunConfig,
     known_datasets,
     load_config,
-    parse_yaml,
     save_config,
 )
 
@@ -170,7 +170,7 @@ def test_config_differences_leave_out_where_a_run_computes():
 
 
 def test_metrics_difference_tolerates_a_borderline_beat_only():
-    from ecgfusion.training.trainer import METRICS_TOLERANCE, metrics_difference
+    from ecgfusion.training.scoring import METRICS_TOLERANCE, metrics_difference
 
     stored = {"accuracy": 0.98, "confusion_matrix": [[5000, 3], [2, 400]], "auroc": float("nan")}
     assert metrics_difference(stored, stored) == 0.0

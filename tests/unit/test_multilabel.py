@@ -23,7 +23,8 @@ from ecgfusion.evaluation.multilabel import (
 )
 from ecgfusion.models.base import ModelOutput
 from ecgfusion.training.config import validate_config
-from ecgfusion.training.records import RecordDataModule, score_records
+from ecgfusion.training.record_data import RecordDataModule
+from ecgfusion.training.tasks.record_classification import score_records
 
 VAL_P = [0.9, 0.8, 0.7, 0.6, 0.3, 0.2]
 VAL_Y = [1, 1, 0, 1, 0, 0]

@@ -180,12 +180,12 @@ def test_recipe_keys_are_validated():
 
 
 def test_gradient_clipping_reaches_the_lightning_trainer(tmp_path):
-    from ecgfusion.training.trainer import _make_trainer
+    from ecgfusion.training.fit import make_trainer
 
     config = validate_config(
         {"model": {"name": "cnn_2d"}, "trainer": {"gradient_clip_val": 1.0, "val_per_epoch": 4}}
     )
-    trainer, _ = _make_trainer(config, tmp_path, [])
+    trainer, _ = make_trainer(config, tmp_path, [])
     assert trainer.gradient_clip_val == 1.0 and trainer.val_check_interval == 0.25
     with pytest.raises(ConfigError, match="trainer.gradient_clip_val"):
         validate_config({"model": {"name": "cnn_2d"}, "trainer": {"gradient_clip_val": 0}})

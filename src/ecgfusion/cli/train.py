@@ -32,14 +32,16 @@ def _metrics_table(title: str, metrics: dict[str, Any]) -> Table:
     return _value_table(title, [(METRIC_NAMES[k], v) for k, v in headline(metrics).items()])
 
 
-def _summary_table(summary: dict[str, Any]) -> Table:
+def _summary_table(summary: dict[str, Any], records: bool) -> Table:
     from ecgfusion.evaluation.metrics import METRIC_NAMES
+    from ecgfusion.evaluation.multilabel import RECORD_HEADLINE
 
+    names = dict(RECORD_HEADLINE) if records else METRIC_NAMES
     table = Table(title=f"{summary['model']} — {summary['data']['split_label']}")
     table.add_column("metric")
     table.add_column(f"mean ± std ({len(summary['seeds'])} seeds)", justify="right")
     for key, ms in summary["metrics"].items():
-        table.add_row(METRIC_NAMES[key], f"{ms['mean']:.4f} ± {ms['std']:.4f}")
+        table.add_row(names[key], f"{ms['mean']:.4f} ± {ms['std']:.4f}")
     return table
 
 
@@ -48,6 +50,10 @@ def _records_table(title: str, metrics: dict[str, Any]) -> Table:
 
     thresholds = [(f"threshold {k} (from validation)", v) for k, v in metrics["thresholds"].items()]
     return _value_table(title, [*record_headline(metrics), *thresholds])
+
+
+def _result_table(title: str, metrics: dict[str, Any], records: bool) -> Table:
+    return _records_table(title, metrics) if records else _metrics_table(title, metrics)
 
 
 def _is_record_config(cfg: Any) -> bool:
@@ -61,7 +67,7 @@ def _check_run_files(run_dir: Path, cfg: Any) -> None:
     truncated file is one error line now, not a traceback after the scoring."""
     from ecgfusion.evaluation.report import METRICS_FILE, read_metrics
     from ecgfusion.models.io import read_model_file
-    from ecgfusion.training.trainer import MODEL_FILE, seed_dir
+    from ecgfusion.training.rundir import MODEL_FILE, seed_dir
 
     folders = [seed_dir(run_dir, s) for s in cfg.seeds] if cfg.seeds else [run_dir]
     for folder in folders:
@@ -69,22 +75,6 @@ def _check_run_files(run_dir: Path, cfg: Any) -> None:
             read_model_file(folder / MODEL_FILE)
         if (folder / METRICS_FILE).is_file():
             read_metrics(folder)
-
-
-def _train_records(cfg: Any, target: Path, resume: bool) -> None:
-    """PTB-XL records (the multimodal model): ecgfusion.training.records, one seed."""
-    from ecgfusion.training.records import train_records
-
-    result = train_records(cfg, target, resume=resume)
-    data, timing = result["data"], result["timing"]
-    title = f"{cfg.model.name} ({data['task']}) — {data['split_label']}"
-    console.print(_records_table(title, result["metrics"]))
-    console.print(data["note"], soft_wrap=True)
-    console.print(
-        f"trained {timing['epochs_trained']} epoch(s) in {timing['train_seconds']:.1f} s; "
-        f"test {result['metrics']['n']} records on {timing['device']}"
-    )
-    console.print(f"wrote {target / 'metrics.json'}, report.md, plots and model.pt")
 
 
 def register(app: typer.Typer) -> None:
@@ -132,22 +122,21 @@ def register(app: typer.Typer) -> None:
                 cfg.seeds = [cfg.trainer.seed + i for i in range(runs)]
             target = writable_path(run_dir or default_run_dir(config), "--run-dir")
         console.print(f"run folder: {target}")
-        if _is_record_config(cfg):
-            _train_records(cfg, target, resume is not None)
-            return
+        records = _is_record_config(cfg)
         result = train(cfg, target, resume=resume is not None)
         if "summary" in result:
-            console.print(_summary_table(result["summary"]))
+            console.print(_summary_table(result["summary"], records))
             console.print(f"wrote {target / 'summary.md'} and one folder per seed")
             return
-        console.print(
-            _metrics_table(f"{cfg.model.name} — {result['data']['split_label']}", result["metrics"])
-        )
-        timing = result["timing"]
+        data, timing = result["data"], result["timing"]
+        what = f"{cfg.model.name} ({data['task']})" if records else cfg.model.name
+        console.print(_result_table(f"{what} — {data['split_label']}", result["metrics"], records))
+        if records:
+            console.print(data["note"], soft_wrap=True)
+        speed = "records" if records else f"beats at {timing['test_samples_per_second']} beats/s"
         console.print(
             f"trained {timing['epochs_trained']} epoch(s) in {timing['train_seconds']:.1f} s; "
-            f"test {result['metrics']['n']} beats at {timing['test_samples_per_second']} beats/s "
-            f"on {timing['device']}"
+            f"test {result['metrics']['n']} {speed} on {timing['device']}"
         )
         console.print(f"wrote {target / 'metrics.json'}, report.md, plots and model.pt")
 
@@ -164,7 +153,9 @@ def register(app: typer.Typer) -> None:
         """Recompute a run's test metrics from its model.pt and check them against metrics.json."""
         from ecgfusion.inference.loading import resolve_run_dir
         from ecgfusion.training.config import CONFIG_FILE, load_config
-        from ecgfusion.training.trainer import METRICS_TOLERANCE, evaluate
+        from ecgfusion.training.rundir import seed_dir
+        from ecgfusion.training.scoring import METRICS_TOLERANCE
+        from ecgfusion.training.trainer import evaluate
 
         if pretrained is not None or run_dir is None:
             run_dir = resolve_run_dir(run_dir, pretrained)
@@ -173,26 +164,15 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config_file) if config_file.is_file() else None
         if cfg is not None:
             _check_run_files(run_dir, cfg)
-        if cfg is not None and _is_record_config(cfg):
-            from ecgfusion.training.records import evaluate_records
-
-            res = evaluate_records(run_dir)
-            console.print(_records_table(f"{run_dir} — {res['split_label']}", res["metrics"]))
-            console.print(res["note"], soft_wrap=True)
-            if res["reproduced"] is None:
-                console.print("no metrics.json to compare with")
-            elif res["reproduced"]:
-                console.print("reproduces metrics.json exactly")
-            else:
-                console.print(f"[red]differs from metrics.json:[/red] {run_dir}")
-                raise typer.Exit(1)
-            return
+        records = cfg is not None and _is_record_config(cfg)
         result = evaluate(run_dir)
         runs = result.get("runs", {None: result})
         failed = []
         for seed, res in runs.items():
-            where = run_dir if seed is None else run_dir / f"seed_{seed}"
-            console.print(_metrics_table(f"{where} — {res['split_label']}", res["metrics"]))
+            where = run_dir if seed is None else seed_dir(run_dir, seed)
+            console.print(_result_table(f"{where} — {res['split_label']}", res["metrics"], records))
+            if "note" in res:
+                console.print(res["note"], soft_wrap=True)
             if res["reproduced"] is None:
                 console.print("no metrics.json to compare with")
             elif res["difference"] == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +149,18 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "std": math.sqrt(var), "n": len(values)}
 
 
-def summarise(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± std of each headline metric over the runs of several seeds."""
-    flats = {seed: headline(r["metrics"]) for seed, r in results.items()}
+def summarise(
+    results: dict[int, dict[str, Any]],
+    headline_of: Callable[[dict[str, Any]], dict[str, float | None]] = headline,
+) -> dict[str, Any]:
+    """Mean ± std of each headline metric (``headline_of`` a run's metrics) over the runs of
+    several seeds."""
+    flats = {seed: headline_of(r["metrics"]) for seed, r in results.items()}
     keys = list(next(iter(flats.values())))
     first = next(iter(results.values()))
     summary: dict[str, Any] = {
         "seeds": list(results),
-        "data": {k: first["data"][k] for k in ("dataset", "protocol", "split_label", "method")},
+        "data": {k: first["data"].get(k) for k in ("dataset", "protocol", "split_label", "method")},
         "model": first.get("run", {}).get("model"),
         "per_seed": flats,
         "metrics": {},
@@ -168,7 +172,7 @@ def summarise(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def render_summary(summary: dict[str, Any]) -> str:
+def render_summary(summary: dict[str, Any], names: Mapping[str, str] = METRIC_NAMES) -> str:
     data = summary["data"]
     seeds = summary["seeds"]
     out = [
@@ -180,7 +184,7 @@ def render_summary(summary: dict[str, Any]) -> str:
             ["Metric", "Mean ± std", *(f"seed {s}" for s in seeds)],
             [
                 [
-                    METRIC_NAMES[k],
+                    names[k],
                     f"{ms['mean']:.4f} ± {ms['std']:.4f}",
                     *(summary["per_seed"][s].get(k) for s in seeds),
                 ]
@@ -191,9 +195,15 @@ def render_summary(summary: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_summary(run_dir: str | os.PathLike, results: dict[int, dict[str, Any]]) -> dict:
-    summary = summarise(results)
+def write_summary(
+    run_dir: str | os.PathLike,
+    results: dict[int, dict[str, Any]],
+    headline_of: Callable[[dict[str, Any]], dict[str, float | None]] = headline,
+    names: Mapping[str, str] = METRIC_NAMES,
+) -> dict:
+    """summary.json and summary.md of several seeds (``names``: display name of each key)."""
+    summary = summarise(results, headline_of)
     run_dir = Path(run_dir)
     atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(run_dir / SUMMARY_MD, render_summary(summary))
+    atomic_write_text(run_dir / SUMMARY_MD, render_summary(summary, names))
     return summary

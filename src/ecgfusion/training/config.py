@@ -9,20 +9,34 @@ after an hour of data preparation. Hence pydantic models with ``extra="forbid"``
 from __future__ import annotations
 
 import os
-import re
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ecgfusion.errors import ConfigError
 from ecgfusion.io import atomic_write_text
+from ecgfusion.schema import (
+    check_key_path,
+    parse_yaml,
+    read_yaml_file,
+    require_mapping,
+    set_key,
+    validation_message,
+)
 
 CONFIG_FILE = "config.yaml"
-#: Datasets of whole records (12 leads + metadata), trained by ecgfusion.training.records.
+#: Datasets of whole records (12 leads + metadata): the record task trains them.
 RECORD_DATASETS: tuple[str, ...] = ("ptbxl",)
 
 
@@ -30,33 +44,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataConfig(_Strict):
+class _DataCommon(_Strict):
+    """The data.* keys every dataset has."""
+
     dataset: str = "mitdb"
-    method: Literal["kachuee", "centered"] = "kachuee"
-    protocol: Literal["beat-random", "patient-disjoint", "inter-patient", "strat-fold"] = (
-        "beat-random"
-    )
     seed: int = 0
     #: A subset of records (tests, quick runs); None means the whole database.
     records: list[str] | None = None
-    #: Random cap on the whole beat set before splitting (quick runs and tests only: it thins
-    #: every part, the test part included).
-    max_beats: int | None = Field(default=None, ge=1)
-    #: Random cap on the training part only, so validation and test stay untouched.
-    max_train_beats: int | None = Field(default=None, ge=1)
-    #: Random cap on the validation part (it only picks the best epoch and stops early); the
-    #: test part, which the reported numbers come from, is never thinned by it.
-    max_val_beats: int | None = Field(default=None, ge=1)
-    #: "reduced": ecgfusion.data.splits' down-sampling of the training part (the reproduction's
-    #: "MIT-BIH reduced"); val/test stay as they are.
-    rebalance: Literal["reduced"] | None = None
     data_root: str | None = None
     cache_dir: str | None = None
-    #: Record datasets only (data.dataset: ptbxl): "binary" is NORM-only vs any other
-    #: superclass, "superclasses" the 5 diagnostic superclasses as multi-label targets.
-    task: Literal["binary", "superclasses"] | None = None
-    #: Record datasets only: 100 (records100) or 500 Hz (records500); None means 100.
-    sampling_rate: Literal[100, 500] | None = None
+
+    #: Keys of the other kind of data config that configs written before the split into two
+    #: kinds carry with their empty default; dropped on reading, refused when set.
+    _OTHER_KIND_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_other_kind_defaults(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            drop = [
+                k for k, v in cls._OTHER_KIND_DEFAULTS.items() if k in value and value[k] == v
+            ]
+            value = {k: v for k, v in value.items() if k not in drop}
+        return value
 
     @field_validator("records", mode="before")
     @classmethod
@@ -74,35 +84,64 @@ class DataConfig(_Strict):
             raise ValueError(f"Input should be one of {', '.join(repr(k) for k in known)}")
         return value
 
-    @model_validator(mode="after")
-    def _record_dataset_keys(self) -> DataConfig:
-        # The record datasets and the beat datasets share data.*, but few keys make sense for both.
-        if self.dataset in RECORD_DATASETS:
-            if self.task is None:
-                raise ValueError(
-                    f"task is required for dataset {self.dataset!r}: binary or superclasses"
-                )
-            beat_only = [
-                k
-                for k in ("max_beats", "max_train_beats", "max_val_beats", "rebalance")
-                if getattr(self, k) is not None
-            ]
-            if beat_only:
-                raise ValueError(
-                    f"{', '.join(beat_only)} apply to beat datasets, not to "
-                    f"{self.dataset!r}; remove them"
-                )
-            if self.protocol != "strat-fold":
-                raise ValueError(
-                    f"dataset {self.dataset!r} is split by strat_fold only; set "
-                    "protocol: strat-fold"
-                )
-        elif self.task is not None or self.sampling_rate is not None:
-            raise ValueError(
-                f"task and sampling_rate apply to record datasets "
-                f"({', '.join(RECORD_DATASETS)}), not to {self.dataset!r}"
-            )
-        return self
+
+class BeatDataConfig(_DataCommon):
+    """data.* of a beat dataset (mitdb, ptbdb, ptbxl-beats, kaggle-*): fixed-length beats."""
+
+    method: Literal["kachuee", "centered"] = "kachuee"
+    protocol: Literal["beat-random", "patient-disjoint", "inter-patient", "strat-fold"] = (
+        "beat-random"
+    )
+    #: Random cap on the whole beat set before splitting (quick runs and tests only: it thins
+    #: every part, the test part included).
+    max_beats: int | None = Field(default=None, ge=1)
+    #: Random cap on the training part only, so validation and test stay untouched.
+    max_train_beats: int | None = Field(default=None, ge=1)
+    #: Random cap on the validation part (it only picks the best epoch and stops early); the
+    #: test part, which the reported numbers come from, is never thinned by it.
+    max_val_beats: int | None = Field(default=None, ge=1)
+    #: "reduced": ecgfusion.data.splits' down-sampling of the training part (the reproduction's
+    #: "MIT-BIH reduced"); val/test stay as they are.
+    rebalance: Literal["reduced"] | None = None
+
+    _OTHER_KIND_DEFAULTS: ClassVar[dict[str, Any]] = {"task": None, "sampling_rate": None}
+
+
+class RecordDataConfig(_DataCommon):
+    """data.* of a record dataset (ptbxl): whole 12-lead records with their metadata."""
+
+    dataset: str = "ptbxl"
+    #: PTB-XL's own patient-disjoint strat_fold split: folds 1-8 / 9 / 10.
+    protocol: Literal["strat-fold"] = "strat-fold"
+    #: "binary" is NORM-only vs any other superclass, "superclasses" the 5 diagnostic
+    #: superclasses as multi-label targets.
+    task: Literal["binary", "superclasses"]
+    #: 100 (records100) or 500 Hz (records500); None means 100.
+    sampling_rate: Literal[100, 500] | None = None
+
+    _OTHER_KIND_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "method": "kachuee",
+        "max_beats": None,
+        "max_train_beats": None,
+        "max_val_beats": None,
+        "rebalance": None,
+    }
+
+
+#: Tags of the two kinds; in parentheses so that error paths leave them out (_format_loc).
+BEATS_TAG, RECORDS_TAG = "(beats)", "(records)"
+
+
+def _data_kind(value: Any) -> str:
+    dataset = value.get("dataset", "mitdb") if isinstance(value, dict) else value.dataset
+    return RECORDS_TAG if dataset in RECORD_DATASETS else BEATS_TAG
+
+
+#: data.*: which of the two kinds is decided by data.dataset, so each kind lists only its keys.
+DataConfig = Annotated[
+    Annotated[BeatDataConfig, Tag(BEATS_TAG)] | Annotated[RecordDataConfig, Tag(RECORDS_TAG)],
+    Discriminator(_data_kind),
+]
 
 
 class BackbonesConfig(_Strict):
@@ -229,7 +268,7 @@ class TrainerConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(default_factory=BeatDataConfig)
     model: ModelConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
@@ -255,182 +294,38 @@ class RunConfig(_Strict):
 
 
 def known_datasets() -> tuple[str, ...]:
-    """Beat datasets of the data registry, then the record datasets (ecgfusion.training.records)."""
+    """Beat datasets of the data registry, then the record datasets (the record task)."""
     from ecgfusion.data.registry import BEAT_DATASETS
 
     return (*BEAT_DATASETS, *RECORD_DATASETS)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-4`` as a float: YAML 1.1 wants ``1.0e-4`` and yields a string."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    # pydantic puts the union member or tag into loc (e.g. 'list[str]'); keep the key path only.
-    parts = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif isinstance(item, str) and not re.search(r"[\[\]()]", item):
-            parts.append(("." if parts else "") + item)
-    return "".join(parts) or "(top level)"
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (sub)model that holds the unknown key at ``loc``."""
-    current: Any = model
-    for item in loc[:-1]:
-        current = _field_model(current, item) if isinstance(item, str) else None
-        if current is None:
-            return []
-    return list(current.model_fields) if isinstance(current, type) else []
-
-
-def _field_model(model: Any, name: str) -> type[BaseModel] | None:
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return None
-    field = model.model_fields.get(name)
-    if field is None:
-        return None
-    return _unwrap_model(field.annotation)
-
-
-def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _unwrap_model(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def _validation_message(exc: ValidationError, source: str) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    path = _format_loc(first["loc"])
-    if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(RunConfig, first["loc"])
-        msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
-    elif first["type"] == "missing":
-        msg = "required key is missing"
-    else:
-        msg = first["msg"].removeprefix("Value error, ")
-        if "input" in first and not isinstance(first["input"], dict | list):
-            msg += f" (got {first['input']!r})"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{source}: {path}: {msg}{more}"
-
-
-def _require_mapping(raw: Any, source: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        kind = type(raw).__name__
-        raise ConfigError(f"{source}: a run config must be a YAML mapping (key: value), not {kind}")
-    return raw
-
-
 def validate_config(raw: Any, source: str = "config") -> RunConfig:
-    _require_mapping(raw, source)
+    require_mapping(raw, source, "a run config")
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_validation_message(exc, source)) from None
-
-
-def _check_override_path(parts: list[str], text: str) -> None:
-    """Refuse override paths the schema does not have (free-form dicts like model.params aside)."""
-    model: Any = RunConfig
-    for depth, part in enumerate(parts):
-        fields = model.model_fields
-        if part not in fields:
-            where = ".".join(parts[: depth + 1])
-            raise ConfigError(
-                f"--set {text}: unknown key {where}; allowed keys here: {', '.join(fields)}"
-            )
-        annotation = fields[part].annotation
-        sub = _unwrap_model(annotation)
-        if sub is None:
-            is_dict = typing.get_origin(annotation) is dict or annotation is dict
-            if depth < len(parts) - 1 and not is_dict:
-                where = ".".join(parts[: depth + 1])
-                raise ConfigError(f"--set {text}: {where} is a value, it has no sub-keys")
-            return
-        model = sub
+        raise ConfigError(validation_message(exc, source, RunConfig)) from None
 
 
 def apply_override(raw: dict[str, Any], text: str) -> None:
-    """Apply one ``a.b=value`` override in place; the value is read as YAML (1e-3, true, [1, 2])."""
+    """Apply one ``a.b=value`` override in place; the value is read as YAML (1e-3, true, [1, 2]).
+    Under data.* a key of either kind passes here; validation then judges it for the dataset."""
     key, sep, value_text = text.partition("=")
     key = key.strip()
     parts = key.split(".")
     if not sep or not key or any(not p for p in parts):
         raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. --set optim.lr=1e-3")
-    _check_override_path(parts, text)
+    check_key_path(RunConfig, parts, f"--set {text}")
     value = parse_yaml(value_text, f"--set {text}")
     set_key(raw, key, value, f"--set {text}")
-
-
-def set_key(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
-    """``raw[a][b][c] = value`` for the key path ``a.b.c``, creating missing sections; a path
-    through a plain value is a ConfigError naming ``source``."""
-    parts = key.split(".")
-    node = raw
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            where = ".".join(parts[: depth + 1])
-            raise ConfigError(f"{source}: {where} is a value, it has no sub-keys")
-        node = child
-    node[parts[-1]] = value
-
-
-def read_yaml_file(path: str | os.PathLike, what: str = "config") -> Any:
-    """The parsed YAML of a file (configs, presets, search spaces): one ConfigError line when it
-    is missing, unreadable or not YAML."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({exc})") from None
-    return parse_yaml(text, str(path))
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
     """Read, override and validate a run config; every problem is one ConfigError line."""
     path = Path(path)
     raw = read_yaml_file(path)
-    raw = _require_mapping({} if raw is None else raw, str(path))
+    raw = require_mapping({} if raw is None else raw, str(path), "a run config")
     for override in overrides or []:
         apply_override(raw, override)
     source = f"{path}" + (" (with --set overrides)" if overrides else "")

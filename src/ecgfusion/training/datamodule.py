@@ -21,7 +21,7 @@ from ecgfusion.data.beats import BeatSet
 from ecgfusion.data.cache import load_beats
 from ecgfusion.data.splits import Split, make_split
 from ecgfusion.errors import DataError
-from ecgfusion.training.config import DataConfig
+from ecgfusion.training.config import BeatDataConfig
 
 PARTS = ("train", "val", "test")
 
@@ -129,7 +129,7 @@ class PreparedData:
     index: dict[str, np.ndarray]
 
 
-def load_config_beats(config: DataConfig) -> BeatSet:
+def load_config_beats(config: BeatDataConfig) -> BeatSet:
     """The beat set a config names, from the Parquet cache (built on first use)."""
     return load_beats(
         dataset=config.dataset,
@@ -140,7 +140,7 @@ def load_config_beats(config: DataConfig) -> BeatSet:
     )
 
 
-def prepare_split(config: DataConfig, beats: BeatSet | None = None) -> PreparedData:
+def prepare_split(config: BeatDataConfig, beats: BeatSet | None = None) -> PreparedData:
     """Load (or take) the beat set, split it, and apply the training-part caps of the config."""
     if beats is None:
         beats = load_config_beats(config)
@@ -162,7 +162,28 @@ def prepare_split(config: DataConfig, beats: BeatSet | None = None) -> PreparedD
     return PreparedData(beats=beats, split=split, index=index)
 
 
-class BeatDataModule(L.LightningDataModule):
+class SizedDataModule(L.LightningDataModule):
+    """A datamodule that says what a model of its data is built with: create_model's
+    data-given arguments (n_classes, n_samples, sampling_rate, and what a subclass adds)."""
+
+    n_classes: int
+    n_samples: int
+    sampling_rate: float
+
+    def extra_sizes(self) -> dict[str, int]:
+        return {}
+
+    @property
+    def model_sizes(self) -> dict[str, int | float]:
+        return {
+            "n_classes": self.n_classes,
+            "n_samples": self.n_samples,
+            "sampling_rate": self.sampling_rate,
+            **self.extra_sizes(),
+        }
+
+
+class BeatDataModule(SizedDataModule):
     """Train/val/test tensors of one split, in memory."""
 
     def __init__(
@@ -225,6 +246,10 @@ class BeatDataModule(L.LightningDataModule):
     @property
     def sampling_rate(self) -> float:
         return float(self.beats.fs)
+
+    @property
+    def description(self) -> str:
+        return f"{self.beats.dataset} ({self.beats.method}) beats"
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         return {p: self.beats.class_counts(self.prepared.index[p]) for p in PARTS}

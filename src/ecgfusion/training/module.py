@@ -155,4 +155,3 @@ class BeatClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CKPT_MODEL_KEY] = getattr(self.model, "spec", None)
-
