@@ -13,7 +13,7 @@ import pytest
 
 from ecgfusion.benchmarks import BENCHMARKS
 from ecgfusion.benchmarks.common import FORMAT
-from ecgfusion.benchmarks.convergence import time_ratio
+from ecgfusion.benchmarks.convergence_curves import time_ratio
 from ecgfusion.cli import main
 
 pytestmark = pytest.mark.acceptance

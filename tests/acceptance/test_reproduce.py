@@ -23,7 +23,7 @@ pytestmark = pytest.mark.acceptance
 def fake_train(monkeypatch):
     calls = []
 
-    def train(config, run_dir, resume=False, beats=None, callbacks=None):
+    def train(config, run_dir, resume=False, data=None, callbacks=None):
         calls.append((config.model.name, run_dir.name, resume, config.trainer.seed))
         if resume and (run_dir / "metrics.json").is_file():
             return json.loads((run_dir / "metrics.json").read_text())

@@ -15,8 +15,9 @@ import yaml
 from cli_runner import run_cli
 
 from ecgfusion.experiments.tune import STUDY_NAME, storage_url
-from ecgfusion.training import datamodule, trainer
+from ecgfusion.training import datamodule
 from ecgfusion.training.config import load_config
+from ecgfusion.training.tasks import beat_classification
 
 pytestmark = pytest.mark.acceptance
 
@@ -68,7 +69,7 @@ def parts_seen(monkeypatch):
 
     monkeypatch.setattr(datamodule.BeatDataModule, "__init__", recording_init)
     monkeypatch.setattr(datamodule.BeatDataModule, "test_dataloader", no_test)
-    monkeypatch.setattr(trainer, "score_test_part", no_test)
+    monkeypatch.setattr(beat_classification, "score_test_part", no_test)
     return seen
 
 

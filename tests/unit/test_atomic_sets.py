@@ -256,7 +256,7 @@ def test_reproduce_sweeps_its_results_and_runs_folders_first(tmp_path, monkeypat
 def test_a_figure_copy_that_fails_leaves_no_half_copied_png(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from ecgfusion.experiments import reproduce
+    from ecgfusion.experiments import reproduce_results
 
     run = tmp_path / "run"
     run.mkdir()
@@ -271,7 +271,7 @@ def test_a_figure_copy_that_fails_leaves_no_half_copied_png(tmp_path, monkeypatc
         Path(dst).write_bytes(Path(src).read_bytes()[:10])
         raise OSError("disk full")
 
-    monkeypatch.setattr(reproduce.shutil, "copyfile", half_copy)
+    monkeypatch.setattr(reproduce_results.shutil, "copyfile", half_copy)
     with pytest.raises(OSError, match="disk full"):
-        reproduce._copy_figures(tmp_path / "out", [result])
+        reproduce_results._copy_figures(tmp_path / "out", [result])
     assert list((tmp_path / "out" / "figures").iterdir()) == []

@@ -9,12 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from ecgfusion.benchmarks import BENCHMARKS, convergence
-from ecgfusion.benchmarks.convergence import (
+from ecgfusion.benchmarks import BENCHMARKS, convergence, convergence_curves
+from ecgfusion.benchmarks.convergence import choose_val_per_epoch, run_config
+from ecgfusion.benchmarks.convergence_curves import (
     CurveRecorder,
-    choose_val_per_epoch,
     first_reach,
-    run_config,
     time_ratio,
     write_outputs,
 )
@@ -85,7 +84,7 @@ class FakeClock:
 
 def test_curve_recorder_excludes_validation_time_and_skips_the_sanity_check(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(convergence.time, "perf_counter", clock)
+    monkeypatch.setattr(convergence_curves.time, "perf_counter", clock)
     trainer = SimpleNamespace(
         sanity_checking=True,
         callback_metrics={"val_acc": 0.1, "val_macro_f1": 0.1},

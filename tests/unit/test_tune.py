@@ -14,16 +14,13 @@ import yaml
 
 from ecgfusion.cli import main
 from ecgfusion.errors import ConfigError
-from ecgfusion.experiments.tune import (
+from ecgfusion.experiments.search_space import check_space, load_space, trial_config
+from ecgfusion.experiments.tune import PruningCallback, check_run_dir
+from ecgfusion.experiments.tune_results import (
     BEST_FILE,
     IMPORTANCE_FILE,
     TRIALS_CSV,
     TRIALS_MD,
-    PruningCallback,
-    check_run_dir,
-    check_space,
-    load_space,
-    trial_config,
     write_results,
 )
 from ecgfusion.training.config import load_config

@@ -39,7 +39,7 @@ def _command_line(
 
 
 def _results_table(title: str, result: dict[str, Any]) -> Table:
-    from ecgfusion.experiments.tune import format_cell
+    from ecgfusion.experiments.tune_results import format_cell
 
     table = Table(title=title)
     columns = result["columns"]
@@ -100,7 +100,8 @@ def register(app: typer.Typer) -> None:
 
         Trials never load the test part. Writes trials.csv/.md, best.yaml and importance.png.
         """
-        from ecgfusion.experiments.tune import load_space, tune, with_seed
+        from ecgfusion.experiments.search_space import load_space, with_seed
+        from ecgfusion.experiments.tune import tune
         from ecgfusion.training.config import load_config
 
         if config is None:

@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecgfusion.errors import ConfigError
-from ecgfusion.training.config import read_yaml_file, validate_config
+from ecgfusion.schema import read_yaml_file
+from ecgfusion.training.config import validate_config
 
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs" / "presets"
 #: Stage kinds a preset can give a section to ("joint" is merged after "fusion" for the jointly

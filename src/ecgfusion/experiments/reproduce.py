@@ -3,27 +3,24 @@
 Each stage is an ordinary `ecgfusion train` run of a config in ``configs/`` (the paper's Table II)
 with the preset's budget applied as overrides, so a reproduced number can always be re-made with
 one `ecgfusion train` command. A stage whose run folder already holds metrics for the same config
-is reused; an interrupted one continues from its last checkpoint.
+is reused; an interrupted one continues from its last checkpoint. This module builds the stages'
+configs and runs them (side by side in worker processes where the preset allows); the tables,
+figures and README of the results folder are :mod:`ecgfusion.experiments.reproduce_results`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import os
 import platform
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from ecgfusion.errors import ConfigError
 from ecgfusion.experiments.presets import Preset, deep_merge, load_preset
-from ecgfusion.experiments.published import NOTES, ORIGINAL, REPRODUCTION
+from ecgfusion.experiments.reproduce_results import StageResult, write_results
 from ecgfusion.experiments.stages import (
     CONFIG_DIR,
     CONFIG_SUFFIX,
@@ -33,15 +30,9 @@ from ecgfusion.experiments.stages import (
     Stage,
     preset_stages,
 )
-from ecgfusion.experiments.tables import (
-    dig,
-    joined_ints,
-    markdown_table,
-    mean_std,
-    published_value,
-)
-from ecgfusion.io import atomic_path, atomic_write_text, sweep_stale_temporaries
-from ecgfusion.training.config import RunConfig, apply_override, read_yaml_file, validate_config
+from ecgfusion.io import sweep_stale_temporaries
+from ecgfusion.schema import read_yaml_file
+from ecgfusion.training.config import RunConfig, apply_override, validate_config
 
 
 def config_path(stage: Stage, dataset: str) -> Path:
@@ -92,159 +83,13 @@ def stage_config(
     return validate_config(raw, source)
 
 
-@dataclass
-class StageResult:
-    stage: Stage
-    runs: list[dict]  # metrics.json of each seed
-    run_dirs: list[Path]
-
-    def values(self, *path: str) -> list[float | None]:
-        return [dig(run, path) for run in self.runs]
-
-
-def _metric_table(results: list[StageResult], dataset: str) -> tuple[list[str], list[list[str]]]:
-    headers = ["model", "MCC", "macro-F1", "accuracy"]
-    if dataset == "mitdb":
-        headers += ["SVEB Se", "SVEB +P", "VEB Se", "VEB +P"]
-    headers += ["paper MCC", "paper F1", "paper acc", "repro. MCC", "repro. F1", "repro. acc"]
-    rows = []
-    for r in results:
-        row = [r.stage.title] + [
-            mean_std(r.values("metrics", k)) for k in ("mcc", "macro_f1", "accuracy")
-        ]
-        if dataset == "mitdb":
-            row += [
-                mean_std(r.values("metrics", "aami", k))
-                for k in ("sveb_sensitivity", "sveb_ppv", "veb_sensitivity", "veb_ppv")
-            ]
-        row += [
-            published_value(ORIGINAL, dataset, r.stage.key, k)
-            for k in ("mcc", "macro_f1", "accuracy")
-        ]
-        row += [
-            published_value(REPRODUCTION, dataset, r.stage.key, k)
-            for k in ("mcc", "macro_f1", "accuracy")
-        ]
-        rows.append(row)
-    return headers, rows
-
-
-def _time_table(results: list[StageResult]) -> tuple[list[str], list[list[str]]]:
-    headers = ["model", "epochs", "train time (s)", "test time (s)", "test beats/s", "device"]
-    rows = []
-    for r in results:
-        # a later fusion stage on the same frozen backbones reuses their test outputs
-        reused = " (head only)" if any(r.values("timing", "test_backbones_reused")) else ""
-        rows.append(
-            [
-                r.stage.title,
-                joined_ints(r.values("timing", "epochs_trained")),
-                mean_std(r.values("timing", "train_seconds"), 1),
-                mean_std(r.values("timing", "test_inference_seconds"), 1) + reused,
-                mean_std(r.values("timing", "test_samples_per_second"), 0) + reused,
-                str(r.runs[0]["timing"].get("device", "?")),
-            ]
-        )
-    return headers, rows
-
-
-def _csv(headers: list[str], rows: list[list[str]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(headers)
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def write_tables(
-    out: Path, results: list[StageResult], dataset: str, protocol_label: str, context: dict
-) -> dict[str, Path]:
-    """experiment1/2 .md and .csv (metrics + time tables) for one dataset × protocol."""
-    written = {}
-    for number, title in ((1, "single models vs hybrid"), (2, "fusion methods")):
-        part = [r for r in results if number in r.stage.experiments]
-        if not part:
-            continue
-        mh, mrows = _metric_table(part, dataset)
-        th, trows = _time_table(part)
-        md = "\n".join(
-            [
-                f"# Experiment {number}: {title} — {dataset}",
-                "",
-                f"Protocol: **{protocol_label}**. Preset `{context['preset']}`, seeds "
-                f"{context['seeds']} (mean ± std over seeds when more than one). "
-                f"Test part: {context['test_beats']} beats.",
-                "",
-                markdown_table(mh, mrows),
-                "",
-                f"Published numbers: {NOTES[dataset]}. '–' = not given in our sources.",
-                "",
-                "## Train and test time",
-                "",
-                markdown_table(th, trows),
-                "",
-                f"Command: `{context['command']}`",
-                "",
-            ]
-        )
-        written[f"experiment{number}.md"] = atomic_write_text(out / f"experiment{number}.md", md)
-        written[f"experiment{number}.csv"] = atomic_write_text(
-            out / f"experiment{number}.csv", _csv(mh, mrows)
-        )
-        written[f"experiment{number}_time.csv"] = atomic_write_text(
-            out / f"experiment{number}_time.csv", _csv(th, trows)
-        )
-    return written
-
-
-def _copy_figures(out: Path, results: list[StageResult]) -> list[str]:
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    names = []
-    for r in results:
-        run_dir = r.run_dirs[0]
-        for fig in r.runs[0].get("figures", []):
-            src = run_dir / fig
-            if src.is_file():
-                name = f"{r.stage.key}_{fig}"
-                with atomic_path(figures / name) as tmp:  # never a half-copied PNG
-                    shutil.copyfile(src, tmp)
-                names.append(name)
-    return names
-
-
-def _folder_readme(out: Path, context: dict, figures: list[str]) -> Path:
-    lines = [
-        f"# Reproduction: {context['dataset']}, {context['protocol_label']}",
-        "",
-        f"- dataset: `{context['dataset']}` ({context['beats']} beats, {context['n_samples']} "
-        "samples at 125 Hz)",
-        f"- protocol: {context['protocol_label']}",
-        f"- preset: `{context['preset']}` — {context['preset_description']}",
-        f"- seeds: {context['seeds']}",
-        f"- epochs per stage: {context['epochs']}",
-        f"- hardware: {context['hardware']}",
-        f"- training + test time of all stages: {context['stage_seconds']:.0f} s "
-        f"(this invocation: {context['wall_seconds']:.0f} s; finished stages are reused, "
-        "so a rerun is short)",
-        f"- command: `{context['command']}`",
-        "",
-        "Tables: [experiment1.md](experiment1.md), [experiment2.md](experiment2.md). Run folders "
-        f"(configs, logs, checkpoints, model.pt): `{context['runs']}`.",
-        "",
-        "## Figures",
-        "",
-    ]
-    lines += [f"![{name}](figures/{name})" for name in figures]
-    return atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
-
-
 def _train_stage(config, run_dir: Path, beats, log: Callable[[str], None] = print) -> dict:
     """Train a stage, or continue / reuse what its folder holds. A folder of another config
     (what it computes differs, not just paths or threads) is kept aside, never deleted."""
     from ecgfusion.io import set_aside
     from ecgfusion.training import trainer
     from ecgfusion.training.config import CONFIG_FILE, config_differences, load_config
+    from ecgfusion.training.rundir import CHECKPOINT_DIR, LAST_CKPT
 
     if (run_dir / CONFIG_FILE).is_file():
         changed = config_differences(load_config(run_dir / CONFIG_FILE), config)
@@ -254,13 +99,13 @@ def _train_stage(config, run_dir: Path, beats, log: Callable[[str], None] = prin
                 f"{run_dir} held a run of another config ({', '.join(changed)}); kept it as "
                 f"{aside} and training this stage again"
             )
-    last = run_dir / trainer.CHECKPOINT_DIR / trainer.LAST_CKPT
+    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
     if run_dir.is_dir() and any(run_dir.iterdir()):
         if (run_dir / "metrics.json").is_file() or last.is_file():
-            return trainer.train(config, run_dir, resume=True, beats=beats)
+            return trainer.train(config, run_dir, resume=True, data=beats)
         aside = set_aside(run_dir, "unfinished")  # stopped before its first checkpoint
         log(f"{run_dir} stopped before its first epoch ended; kept it as {aside}, starting again")
-    return trainer.train(config, run_dir, beats=beats)
+    return trainer.train(config, run_dir, data=beats)
 
 
 def _train_stage_in_process(config: RunConfig, run_dir: Path, threads: int) -> dict:
@@ -423,22 +268,7 @@ def reproduce_one(
             for run in r.runs
         ),
     }
-    write_tables(out, results, dataset, split.label, context)
-    figures = _copy_figures(out, results)
-    _folder_readme(out, context, figures)
-    summary = {
-        "context": context,
-        "stages": {
-            r.stage.key: {
-                "title": r.stage.title,
-                "runs": [str(d) for d in r.run_dirs],
-                "metrics": [x["metrics"] for x in r.runs],
-            }
-            for r in results
-        },
-    }
-    atomic_write_text(out / "results.json", json.dumps(summary, indent=2, default=str))
-    return out
+    return write_results(out, results, dataset, split.label, context)
 
 
 def reproduce(
