@@ -143,7 +143,9 @@ class Predictor:
         Returns an :class:`ecgfusion.inference.predict.Prediction`: ``samples`` int64 [n] (R
         peaks as indices into ``signal``), ``times`` [n] seconds, ``labels`` int64 [n] (index
         into ``class_names``), ``symbols`` [n] class names, ``probs`` float32 [n, n_classes],
-        ``counts()``, ``skipped`` (beats left out) and ``warnings``.
+        ``counts()``, ``skipped`` (beats left out), ``warnings`` and ``rr`` float32 [n, 8]
+        (each beat's RR-interval features, ``ecgfusion.features.rr.RR_FEATURE_NAMES``: seconds,
+        then divided by the recording's mean RR; from the detected peak sequence).
         """
         from ecgfusion.inference.predict import predict_recording
 

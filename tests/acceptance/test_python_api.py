@@ -75,6 +75,12 @@ def test_predict_signal_finds_the_reference_beats_of_record_100(late_fusion, mit
     # Each detected beat is within 150 ms of a reference beat (the EC57 window).
     nearest = np.abs(result.samples[:, None] - reference[None, :]).min(axis=1)
     assert np.mean(nearest <= 0.15 * 360) > 0.97
+    # RR features from the detected peaks agree with the reference rhythm (regular, ~0.8 s)
+    from ecgfusion.features.rr import RR_FEATURE_NAMES
+
+    assert result.rr.shape == (len(result.samples), len(RR_FEATURE_NAMES))
+    pre_rr = result.rr[:, RR_FEATURE_NAMES.index("pre_rr")]
+    assert abs(np.median(pre_rr) - np.median(np.diff(reference)) / 360) < 0.02
 
 
 def test_predict_signal_is_the_cli_path_and_warns_on_training_records(

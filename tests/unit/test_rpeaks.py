@@ -179,6 +179,9 @@ def test_a_run_card_detector_is_what_predict_uses(tmp_path, monkeypatch):
     recording = recording_from_lead(x, 360.0, "syn", "0", tmp_path / "syn", "synthetic")
     prediction = predict.predict_recording(recording, predictor)
     assert seen == [XQRS_250_UP]
+    # RR features of each classified beat, from the detected peaks (issue 15)
+    assert prediction.rr.shape == (len(prediction.samples), 8)
+    assert np.isfinite(prediction.rr).all()
     summary = prediction.summary(predictor)
     assert summary["detector"] == XQRS_250_UP
     assert summary["detector_description"] == DETECTORS[XQRS_250_UP].description

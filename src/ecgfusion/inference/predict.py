@@ -21,6 +21,7 @@ from torch import nn
 from ecgfusion.data.beats import TARGET_FS, get_segmenter
 from ecgfusion.data.rpeaks import DEFAULT_DETECTOR, get_detector, locate_beats
 from ecgfusion.errors import DataError
+from ecgfusion.features.rr import rr_features
 from ecgfusion.inference.recording import Recording
 from ecgfusion.io import atomic_write_bytes
 from ecgfusion.progress import track
@@ -54,6 +55,9 @@ class Prediction:
     class_names: tuple[str, ...]
     skipped: int  # detected beats left out (flat span or inside a NaN/flat stretch)
     warnings: list[str]
+    #: RR-interval features of the classified beats (features.rr.RR_FEATURE_NAMES), from the
+    #: whole detected peak sequence, as training beats get them from every annotated beat.
+    rr: np.ndarray | None = None
 
     @property
     def times(self) -> np.ndarray:
@@ -156,6 +160,7 @@ def predict_recording(
         class_names=predictor.class_names,
         skipped=int((~keep).sum()),
         warnings=warnings,
+        rr=rr_features(native, recording.fs)[keep],
     )
 
 
