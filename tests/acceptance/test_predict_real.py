@@ -119,6 +119,16 @@ def test_predict_writes_four_outputs_readable_by_wfdb(run_dir, short_record, tmp
     assert "| gross |" in table
 
 
+def test_a_detector_can_be_chosen_by_name(run_dir, short_record, tmp_path, capsys):
+    cli(["predict", short_record / "100", "--model", run_dir, "--out", tmp_path,
+         "--detector", "gqrs-125-deviation"])  # fmt: skip
+    summary = json.loads((tmp_path / "100_summary.json").read_text())
+    assert summary["detector"] == "gqrs-125-deviation"
+    ref = wfdb.rdann(str(short_record / "100"), "atr")
+    ann = wfdb.rdann(str(tmp_path / "100"), "ecgf")
+    assert abs(len(ann.sample) - np.isin(ref.symbol, list(BEAT_SYMBOLS)).sum()) <= 2
+
+
 def test_training_records_warn_loudly(run_dir, short_record, tmp_path, capsys):
     cli(["predict", short_record / "101", "--model", run_dir, "--out", tmp_path])
     assert "LEAKAGE" in capsys.readouterr().out
@@ -165,6 +175,8 @@ def test_bf16_inference_keeps_the_shipped_hybrids_labels(short_record):
         (["--precision", "fp8"], "precision must be one of"),
         (["--lead", "V9"], "no lead 'V9'"),
         (["--pretrained", "nope"], "exactly one of"),
+        (["--detector", "pan-tompkins"], "--detector: unknown R-peak detector 'pan-tompkins'"),
+        (["--detector", "xqrs-125-two-lead"], "needs two leads"),
     ],
 )
 def test_bad_requests_write_nothing(run_dir, short_record, tmp_path, capsys, args, message):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ecgfusion.cli.common import console, positive_finite, writable_path
-from ecgfusion.errors import DataError
+from ecgfusion.errors import ConfigError, DataError
 
 
 def _window(text: str | None) -> tuple[float, float] | None:
@@ -48,6 +48,13 @@ def predict(
         str,
         typer.Option(help="auto (bf16 where the CPU has it natively), 32 or bf16."),
     ] = "auto",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            help="R-peak detector by name (default: the one the model card names; "
+            "see docs/detection.md), e.g. gqrs-125-deviation."
+        ),
+    ] = None,
 ) -> None:
     """Detect, cut and classify every beat of a recording; write .ecgf, CSV, summary and strip.
 
@@ -65,6 +72,8 @@ def predict(
     writable_path(out)
     bf16 = use_bf16(precision)
     predictor = load_predictor(model, pretrained)
+    if detector is not None:
+        predictor = _with_detector(predictor, detector)
     for record in records:
         start = time.perf_counter()
         recording = read_recording(record, lead, fs)
@@ -81,6 +90,28 @@ def predict(
             f"({time.perf_counter() - start:.1f} s)"
         )
         console.print(f"wrote {', '.join(str(p) for p in written.values())}")
+
+
+def _with_detector(predictor: Any, name: str) -> Any:
+    """The predictor served with detector ``name``; a warning when its training beats were cut
+    at peaks of another detector (then every beat it sees shifts)."""
+    import dataclasses
+
+    from ecgfusion.data.rpeaks import DATASET_DETECTORS, get_detector
+
+    try:
+        settings = get_detector(name)
+    except DataError as exc:
+        raise ConfigError(f"--detector: {exc}") from None
+    if settings.confirm_below is not None:
+        raise ConfigError(f"--detector {name} needs two leads; predict reads one lead")
+    cut_with = DATASET_DETECTORS.get(predictor.dataset)
+    if cut_with is not None and cut_with != name:
+        console.print(
+            f"[bold red]warning[/bold red]: this model's {predictor.dataset} beats were cut at "
+            f"{cut_with} peaks; serving it with {name} shifts the beats it sees"
+        )
+    return dataclasses.replace(predictor, detector=name)
 
 
 def score(
