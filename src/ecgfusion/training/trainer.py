@@ -94,22 +94,39 @@ def train_run(
         return _train_run(task, config, run_dir, resume, data, callbacks)
 
 
-def _train_run(
-    task: Task, config: RunConfig, run_dir: Path, resume: bool, data: Any, callbacks: list | None
-) -> dict[str, Any]:
-    from ecgfusion.models import save_model
-
+def _fit(
+    task: Task,
+    config: RunConfig,
+    run_dir: Path,
+    resume: bool,
+    data: Any,
+    callbacks: list | None,
+    parts: tuple[str, ...] | None = None,
+) -> tuple[Any, L.LightningModule, L.Trainer, Any, float, dict]:
+    """Seed, data, model and module from the task, then the fit; returns
+    (datamodule, module, trainer, checkpoint callback, fit seconds, best checkpoint)."""
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
-    dm = task.datamodule(config, data)
+    dm = task.datamodule(config, data, parts=parts)
     model = task.build_model(config, dm)
     module = task.module(config, model, dm)
-    trainer, checkpoint, train_seconds, best = fit_best(
+    trainer, checkpoint, seconds, best = fit_best(
         config,
         run_dir,
         module,
         lambda: task.fit_datamodule(config, model, dm),
         resume,
         callbacks or (),
+    )
+    return dm, module, trainer, checkpoint, seconds, best
+
+
+def _train_run(
+    task: Task, config: RunConfig, run_dir: Path, resume: bool, data: Any, callbacks: list | None
+) -> dict[str, Any]:
+    from ecgfusion.models import save_model
+
+    dm, module, trainer, checkpoint, train_seconds, best = _fit(
+        task, config, run_dir, resume, data, callbacks
     )
     best_epoch = int(best.get("epoch", -1)) + 1
     best_score = checkpoint.best_model_score
@@ -155,17 +172,8 @@ def fit_validation(
     task = task_for(config)
     task.check(config)
     with torch_threads(config.trainer.num_threads):
-        L.seed_everything(config.trainer.seed, workers=True, verbose=False)
-        dm = task.datamodule(config, data, parts=("train", "val"))
-        model = task.build_model(config, dm)
-        module = task.module(config, model, dm)
-        trainer, checkpoint, seconds, best = fit_best(
-            config,
-            run_dir,
-            module,
-            lambda: task.fit_datamodule(config, model, dm),
-            False,
-            callbacks or (),
+        _, _, trainer, checkpoint, seconds, best = _fit(
+            task, config, run_dir, False, data, callbacks, parts=("train", "val")
         )
     score = checkpoint.best_model_score
     return {
