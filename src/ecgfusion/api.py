@@ -115,19 +115,30 @@ class Predictor:
             f"beats=[n, {self.n_samples}] @ {self.sampling_rate:g} Hz)"
         )
 
-    def predict_beats(self, beats: Any, *, batch_size: int = 256) -> np.ndarray:
+    def predict_beats(self, beats: Any, *, rr: Any = None, batch_size: int = 256) -> np.ndarray:
         """Class probabilities of cut beats.
 
         ``beats``: array-like float ``[n, n_samples]`` (or ``[n, 1, n_samples]``), each row one
         beat cut by :attr:`method` at 125 Hz and normalised to [0, 1] (the rows of
         ``ecgfusion.data.cache.load_beats(...).signals`` or of the Kaggle CSVs).
+        ``rr``: their RR features ``[n, 8]`` (``ecgfusion.features.rr.rr_features`` of the
+        record's peaks, or ``load_beats(...).rr``), needed by models with a rhythm branch
+        (:attr:`inputs` lists what the model reads).
         Returns float32 ``[n, n_classes]``; each row sums to 1, columns in :attr:`class_names`.
         A wrong shape is a :class:`~ecgfusion.errors.ShapeError`, NaN or inf a ``DataError``.
         """
         from ecgfusion.inference.predict import beat_probabilities
 
         x = self._check_beats(beats)
-        return beat_probabilities(self._predictor, x, _check_batch_size(batch_size))
+        features = None if rr is None else _check_rr(rr, len(x))
+        return beat_probabilities(
+            self._predictor, x, _check_batch_size(batch_size), rr=features
+        )
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """What the model reads: ("x",) beats, or ("x", "rr") beats and RR features."""
+        return tuple(getattr(self.model, "inputs", ("x",)))
 
     def predict_signal(
         self, signal: Any, fs: float, *, name: str = "signal", batch_size: int = 256
@@ -242,6 +253,18 @@ def _recording(signal: np.ndarray, fs: float, name: str):
     from ecgfusion.inference.recording import recording_from_lead
 
     return recording_from_lead(signal, fs, name, "0", Path(name), f"predict_signal: {name}")
+
+
+def _check_rr(rr: Any, n: int) -> np.ndarray:
+    from ecgfusion.features.rr import N_RR_FEATURES
+
+    expected = f"[{n}, {N_RR_FEATURES}] (one row of ecgfusion.features.rr features per beat)"
+    x = _as_array(rr, f"predict_beats expects rr of shape {expected}")
+    if x.shape != (n, N_RR_FEATURES):
+        raise ShapeError(f"predict_beats expects rr of shape {expected}, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise DataError("predict_beats: rr holds NaN or inf values; compute it with rr_features")
+    return x.astype(np.float32, copy=False)
 
 
 def _check_batch_size(batch_size: Any) -> int:

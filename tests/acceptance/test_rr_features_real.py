@@ -54,3 +54,30 @@ def test_every_mitdb_record_has_finite_rr_of_the_beats_shape(mitdb_beats):
     # Seconds within the plausible range, normalised average 1 in every record.
     assert mitdb_beats.rr[:, :4].min() >= 0.15 and mitdb_beats.rr[:, :4].max() <= 3.0
     np.testing.assert_allclose(mitdb_beats.rr[:, RR_FEATURE_NAMES.index("avg_rr_norm")], 1.0)
+
+
+def test_predict_gives_the_training_rr_features_at_the_same_peaks(
+    mitdb_dir, beats_119, monkeypatch
+):
+    """`predict` computes each beat's RR features from its detected peaks as the training path
+    does from the annotations: given the annotated peaks, it gives the training rows exactly."""
+    from ecgfusion.data.beats import TARGET_FS
+    from ecgfusion.inference import predict as pr
+    from ecgfusion.inference.loading import load_predictor
+    from ecgfusion.inference.recording import read_recording
+
+    rec = read_record(mitdb_dir, "119")
+    annotated = rec.ann_samples[np.isin(rec.ann_symbols, list(BEAT_SYMBOLS))]
+    detect = pr.locate_beats
+
+    def at_the_annotations(signal, fs, detector=None, second=None):
+        low, _, _ = detect(signal, fs, detector)  # the lead at 125 Hz, as predict cuts it
+        return low, np.rint(annotated * TARGET_FS / fs).astype(np.int64), annotated
+
+    monkeypatch.setattr(pr, "locate_beats", at_the_annotations)
+    recording = read_recording(mitdb_dir / "119", lead="MLII")
+    pred = pr.predict_recording(recording, load_predictor(None, "mitdb-kachuee-cnn"))
+    rows = np.minimum(np.searchsorted(beats_119.sample, pred.samples), len(beats_119) - 1)
+    same = beats_119.sample[rows] == pred.samples
+    assert same.sum() >= 1900  # 1987 beats; predict drops none that training keeps here
+    np.testing.assert_array_equal(pred.rr[same], beats_119.rr[rows[same]])

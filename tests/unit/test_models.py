@@ -39,7 +39,8 @@ def _inputs(model, batch: int = 3) -> tuple[torch.Tensor, ...]:
 
 
 def test_every_paper_model_is_registered():
-    assert set(list_models()) == {*BEAT_MODELS, "kachuee_cnn", "multimodal"} == set(MODELS)
+    models = {*BEAT_MODELS, "kachuee_cnn", "multimodal", "rhythm_mlp"}
+    assert set(list_models()) == models == set(MODELS)
 
 
 @pytest.mark.parametrize("name", BEAT_MODELS)

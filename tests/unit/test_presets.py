@@ -43,6 +43,45 @@ def test_preset_sections_merge_fusion_then_joint(tmp_path):
     }
 
 
+def test_protocol_sections_merge_over_the_stages_in_the_same_order(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "description: test\n"
+        "rhythm: true\n"
+        "stages:\n"
+        "  fusion: {trainer: {max_epochs: 4, class_weights: none}}\n"
+        "  joint: {trainer: {max_epochs: 2}}\n"
+        "protocols:\n"
+        "  inter-patient:\n"
+        "    fusion: {trainer: {class_weights: balanced}}\n"
+        "    rhythm: {trainer: {class_weights: balanced}}\n"
+    )
+    preset = load_preset(str(path))
+    assert preset.section("fusion", protocol="beat-random") == {
+        "trainer": {"max_epochs": 4, "class_weights": "none"}
+    }
+    assert preset.section("fusion", protocol="inter-patient") == {
+        "trainer": {"max_epochs": 4, "class_weights": "balanced"}
+    }
+    # joint: fusion, joint, then the protocol's fusion and joint
+    assert preset.section("fusion", joint=True, protocol="inter-patient") == {
+        "trainer": {"max_epochs": 2, "class_weights": "balanced"}
+    }
+    assert preset.section("rhythm", protocol="inter-patient") == {
+        "trainer": {"class_weights": "balanced"}
+    }
+
+
+def test_rhythm_stages_run_only_where_the_beats_carry_rr():
+    from ecgfusion.experiments.stages import preset_stages
+
+    cpu = load_preset("cpu")
+    keys = {s.key for s in preset_stages(cpu, "mitdb")}
+    assert {"rhythm_mlp", "late_fusion_rhythm", "intermediate_concat_rhythm"} <= keys
+    assert not {s.key for s in preset_stages(cpu, "ptbxl-beats")} & {"rhythm_mlp"}
+    assert "rhythm_mlp" not in {s.key for s in preset_stages(load_preset("quick"), "mitdb")}
+
+
 def test_deep_merge_changes_neither_argument():
     base, update = {"a": {"b": 1, "c": 2}}, {"a": {"c": 3}, "d": 4}
     assert deep_merge(base, update) == {"a": {"b": 1, "c": 3}, "d": 4}
@@ -61,6 +100,12 @@ def test_deep_merge_changes_neither_argument():
         ("stages: {}\n", "description"),
         ("- a list\n", "mapping"),
         ("description: x\njobs: 0\n", "jobs"),
+        ("description: x\nprotocols: {inter-patient: {2d: {optim: {lr: 0}}}}\n", "optim.lr"),
+        (
+            "description: x\nprotocols: {inter-patient: {2d: {model: {params: {x: 1}}}}}\n",
+            "protocols.inter-patient.2d.model.params.x",
+        ),
+        ("description: x\nprotocols: {strat: {}}\n", "protocols.strat"),
     ],
 )
 def test_bad_presets_name_the_file_and_key(tmp_path, body, message):

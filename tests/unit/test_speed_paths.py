@@ -61,8 +61,17 @@ def test_fusion_stages_share_frozen_backbone_outputs():
     first = late.cache_backbone_outputs(x)
     inter = create_model("intermediate_fusion", n_classes=5, n_samples=187, sampling_rate=125.0,
                          backbone_1d=late.backbone_1d, backbone_2d=late.backbone_2d)
-    assert inter.cache_backbone_outputs(x.clone()) is first  # same weights, same beats: reused
+    assert not late.last_cache_hit
+    again = inter.cache_backbone_outputs(x.clone())  # same weights, same beats: reused
+    assert inter.last_cache_hit and torch.equal(again, first)
     other = create_model("late_fusion", n_classes=5, n_samples=187, sampling_rate=125.0,
                          backbone_1d_params=small)
-    assert other.cache_backbone_outputs(x) is not first  # other weights: computed anew
-    assert late.cache_backbone_outputs(x[:39]) is not first  # other beats: computed anew
+    other.cache_backbone_outputs(x)
+    assert not other.last_cache_hit  # other weights: computed anew
+    late.cache_backbone_outputs(x[:39])
+    assert not late.last_cache_hit  # other beats: computed anew
+    # A fusion with the rhythm branch reuses the 1D and 2D outputs and adds its own.
+    three = create_model("late_fusion", n_classes=5, n_samples=187, sampling_rate=125.0,
+                         backbone_1d=late.backbone_1d, backbone_2d=late.backbone_2d, rhythm=True)
+    packed = three.cache_backbone_outputs({"x": x, "rr": torch.rand(40, 8)})
+    assert not three.last_cache_hit and torch.equal(packed[:, : first.shape[1]], first)

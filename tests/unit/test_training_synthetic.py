@@ -11,6 +11,7 @@ import pytest
 
 from ecgfusion.data.beats import BeatSet
 from ecgfusion.data.ptbxl import PtbxlRecords
+from ecgfusion.features.rr import RR_FEATURE_NAMES
 from ecgfusion.training.config import validate_config
 from ecgfusion.training.trainer import evaluate, train
 
@@ -33,6 +34,10 @@ def synthetic_beats(per_class: int = 100, seed: int = 0) -> BeatSet:
     ).astype(np.float32)
     labels = np.repeat(np.arange(len(CLASSES)), per_class).astype(np.int64)
     record = np.array([f"r{i % 6}" for i in range(len(labels))])
+    # RR features that tell S (premature: short pre-RR, long post-RR) from the rest.
+    rr = 0.8 + 0.05 * rng.standard_normal((len(labels), len(RR_FEATURE_NAMES)))
+    rr[labels == 1, 0] -= 0.35
+    rr[labels == 1, 1] += 0.35
     return BeatSet(
         signals=signals,
         labels=labels,
@@ -43,6 +48,8 @@ def synthetic_beats(per_class: int = 100, seed: int = 0) -> BeatSet:
         fs=125.0,
         dataset="mitdb",
         method="kachuee",
+        rr=rr.astype(np.float32),
+        rr_names=RR_FEATURE_NAMES,
     )
 
 
@@ -110,6 +117,18 @@ def test_a_fusion_trains_on_its_backbones(beats, tmp_path):
     assert result["metrics"]["n"] == b1d["metrics"]["n"]  # the same test part
     assert result["data"]["split_label"] == b1d["data"]["split_label"]
     assert evaluate(tmp_path / "fusion", data=beats)["reproduced"] is True
+    # The rhythm branch as a third view (issue 15): trained alone, then fused with the two.
+    rhythm = train(beat_config("rhythm_mlp", epochs=3), tmp_path / "rr", data=beats)
+    assert rhythm["metrics"]["per_class"]["S"]["sensitivity"] > 0.8  # told apart by RR alone
+    config = beat_config("intermediate_fusion", rhythm=True)
+    config.model.backbones = {
+        "backbone_1d": str(tmp_path / "b1d"),
+        "backbone_2d": str(tmp_path / "b2d"),
+        "backbone_rr": str(tmp_path / "rr"),
+    }
+    three = train(config, tmp_path / "fusion3", data=beats)
+    assert three["metrics"]["n"] == b1d["metrics"]["n"]
+    assert evaluate(tmp_path / "fusion3", data=beats)["reproduced"] is True
 
 
 def record_config(task: str, epochs: int = 1, seeds: list[int] | None = None):

@@ -24,7 +24,10 @@ from ecgfusion.training.config import validate_config
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs" / "presets"
 #: Stage kinds a preset can give a section to ("joint" is merged after "fusion" for the jointly
 #: trained fusion stages).
-KINDS = ("1d", "2d", "baseline", "fusion", "joint")
+KINDS = ("1d", "2d", "baseline", "rhythm", "fusion", "joint")
+Kind = Literal["1d", "2d", "baseline", "rhythm", "fusion", "joint"]
+#: User-facing protocols a preset may give its own sections to (experiments.stages.PROTOCOLS).
+Protocol = Literal["beat-random", "inter-patient"]
 #: The only model keys a preset may set: a recipe changes regularisation and starting weights,
 #: not layers (``init``: the 1D model's initialisation, see models/cnn_transformer_1d.py).
 RECIPE_MODEL_PARAMS = frozenset({"dropout", "init"})
@@ -42,20 +45,29 @@ class Preset(BaseModel):
     #: Independent stages (1D, 2D, baseline) trained side by side in this many processes, each on
     #: max(1, cores // jobs) threads: on 2 cores two single-threaded fits beat one on two threads.
     jobs: int = Field(default=1, ge=1, le=8)
-    stages: dict[Literal["1d", "2d", "baseline", "fusion", "joint"], dict[str, Any]] = Field(
-        default_factory=dict
-    )
+    #: Run the rhythm stages (an RR-feature MLP and the fusions with it as a third view) on
+    #: the datasets whose beats carry RR features (MIT-BIH).
+    rhythm: bool = False
+    stages: dict[Kind, dict[str, Any]] = Field(default_factory=dict)
+    #: Per protocol, sections merged over ``stages`` (e.g. class weights for inter-patient).
+    protocols: dict[Protocol, dict[Kind, dict[str, Any]]] = Field(default_factory=dict)
     #: What the preset should reach on MIT-BIH beat-random: {stage key: {metric: minimum}},
     #: checked (mean over seeds) on the comparison page that `ecgfusion reproduce` writes.
     targets: dict[str, dict[Literal["accuracy", "macro_f1", "mcc"], float]] = Field(
         default_factory=dict
     )
 
-    def section(self, kind: str, joint: bool = False) -> dict[str, Any]:
-        """The merged partial config of a stage kind (``joint``: fusion, then joint)."""
-        out = copy.deepcopy(self.stages.get(kind, {}))
-        if joint:
-            out = deep_merge(out, self.stages.get("joint", {}))
+    def section(
+        self, kind: str, joint: bool = False, protocol: str | None = None
+    ) -> dict[str, Any]:
+        """The merged partial config of a stage kind (``joint``: fusion, then joint), then the
+        protocol's own sections for it in the same order."""
+        layers = [self.stages] + ([self.protocols[protocol]] if protocol in self.protocols else [])
+        out: dict[str, Any] = {}
+        for layer in layers:
+            out = deep_merge(out, layer.get(kind, {}))
+            if joint:
+                out = deep_merge(out, layer.get("joint", {}))
         return out
 
 
@@ -74,7 +86,7 @@ def available_presets(folder: Path = PRESET_DIR) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _check_recipe_only(source: Path, kind: str, section: dict[str, Any]) -> None:
+def _check_recipe_only(source: Path, where: str, section: dict[str, Any]) -> None:
     model = section.get("model")
     if model is None:
         return
@@ -86,7 +98,7 @@ def _check_recipe_only(source: Path, kind: str, section: dict[str, Any]) -> None
         extra |= {f"params.{k}" for k in set(params) - RECIPE_MODEL_PARAMS}
     if extra:
         raise ConfigError(
-            f"{source}: stages.{kind}.model.{sorted(extra)[0]}: a preset changes the "
+            f"{source}: {where}.model.{sorted(extra)[0]}: a preset changes the "
             "recipe, never the architecture; only model.params.dropout and model.params.init "
             "may be set"
         )
@@ -113,10 +125,16 @@ def load_preset(name_or_path: str, folder: Path = PRESET_DIR) -> Preset:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ConfigError(f"{path}: {where}: {first['msg']}") from None
-    for kind, section in preset.stages.items():
-        _check_recipe_only(path, kind, section)
+    sections = [(f"stages.{kind}", sec) for kind, sec in preset.stages.items()]
+    sections += [
+        (f"protocols.{protocol}.{kind}", sec)
+        for protocol, by_kind in preset.protocols.items()
+        for kind, sec in by_kind.items()
+    ]
+    for where, section in sections:
+        _check_recipe_only(path, where, section)
         # Each section must be a valid part of a run config: merged over a minimal one, it is
         # checked by the run-config schema (unknown keys, types, ranges).
         probe = deep_merge({"model": {"name": "cnn_2d"}}, section)
-        validate_config(probe, f"{path} (stages.{kind})")
+        validate_config(probe, f"{path} ({where})")
     return preset

@@ -29,6 +29,7 @@ from ecgfusion.experiments.stages import (
     PROTOCOLS,
     Stage,
     preset_stages,
+    user_protocol,
 )
 from ecgfusion.io import sweep_stale_temporaries
 from ecgfusion.schema import read_yaml_file
@@ -69,13 +70,18 @@ def stage_config(
                 "backbone_2d": str(runs / "cnn_2d"),
             }
         }
+        if stage.rhythm:
+            fixed["model"]["backbones"]["backbone_rr"] = str(runs / "rhythm_mlp")
     if stage.init_from is not None:
         fixed = deep_merge(fixed, {"model": {"init_from": str(runs / stage.init_from)}})
     for key, value in (("data_root", data_root), ("cache_dir", cache_dir)):
         if value is not None:
             fixed["data"][key] = value
     raw = deep_merge(raw, fixed)
-    raw = deep_merge(raw, preset.section(stage.kind, joint=stage.joint))
+    raw = deep_merge(
+        raw,
+        preset.section(stage.kind, joint=stage.joint, protocol=user_protocol(dataset, protocol)),
+    )
     raw = deep_merge(raw, stage.overrides)
     for text in extra:
         apply_override(raw, text)
@@ -215,7 +221,7 @@ def reproduce_one(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KnownPatientOverlapWarning)
         split = make_split(beats, internal, 0)
-    stages = preset_stages(preset)
+    stages = preset_stages(preset, dataset)
     by_stage: dict[str, tuple[list[dict], list[Path]]] = {s.key: ([], []) for s in stages}
     epochs = {}
     for seed in range(seeds):

@@ -81,6 +81,11 @@ def _export(model: nn.Module, path: Path, opset: int, check) -> Path:
         ) from None
     if not hasattr(model, "n_samples") or getattr(model, "name", "") == "multimodal":
         raise DataError("only beat models (1D, 2D, fusions) can be exported to ONNX for now")
+    if tuple(getattr(model, "inputs", ("x",))) != ("x",):
+        raise DataError(
+            f"{model.name} reads RR features besides the beats; ONNX export takes models whose "
+            "only input is the beat (1D, 2D, fusions without a rhythm branch) for now"
+        )
     wrapper = Probabilities(model).eval()
     example = torch.rand(2, model.n_samples)
     batch = torch.export.Dim("batch")

@@ -24,6 +24,7 @@ from ecgfusion.errors import DataError
 from ecgfusion.features.rr import rr_features
 from ecgfusion.inference.recording import Recording
 from ecgfusion.io import atomic_write_bytes
+from ecgfusion.models.base import model_inputs
 from ecgfusion.progress import track
 from ecgfusion.runtime import inference_autocast
 
@@ -108,15 +109,22 @@ def beat_probabilities(
     batch_size: int = 256,
     progress: bool = False,
     bf16: bool = False,
+    rr: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Softmax class probabilities float32 [n, n_classes] of cut beats [n, n_samples]."""
-    x = torch.from_numpy(np.ascontiguousarray(beats, dtype=np.float32))
+    """Softmax class probabilities float32 [n, n_classes] of cut beats [n, n_samples]; ``rr``
+    [n, 8]: their RR features, which a model with a rhythm branch reads too."""
+    named = {"x": torch.from_numpy(np.ascontiguousarray(beats, dtype=np.float32))}
+    if rr is not None:
+        named["rr"] = torch.from_numpy(np.ascontiguousarray(rr, dtype=np.float32))
+    named = model_inputs(predictor.model, named)
+    n = len(beats)
     probs = []
     predictor.model.eval()
-    starts = list(range(0, len(x), batch_size))
+    starts = list(range(0, n, batch_size))
     with torch.inference_mode(), inference_autocast(bf16):
-        for s in track(starts, description=f"classifying {len(x)} beats", enabled=progress):
-            scores = predictor.model(x[s : s + batch_size]).scores.float()
+        for s in track(starts, description=f"classifying {n} beats", enabled=progress):
+            batch = {k: v[s : s + batch_size] for k, v in named.items()}
+            scores = predictor.model(**batch).scores.float()
             probs.append(torch.softmax(scores, dim=1))
     p = torch.cat(probs).numpy() if probs else np.zeros((0, len(predictor.class_names)))
     return p.astype(np.float32)
@@ -151,7 +159,9 @@ def predict_recording(
     for a, b in recording.bad_ranges:
         in_bad |= (peaks >= a * TARGET_FS - 1) & (peaks <= b * TARGET_FS + 1)
     keep = ~flat & ~in_bad
-    p = beat_probabilities(predictor, beats[keep], batch_size, progress, bf16)
+    # From every detected peak before any beat is dropped, as training takes every annotation.
+    rr = rr_features(native, recording.fs)[keep]
+    p = beat_probabilities(predictor, beats[keep], batch_size, progress, bf16, rr=rr)
     return Prediction(
         recording=recording,
         samples=native[keep],
@@ -160,7 +170,7 @@ def predict_recording(
         class_names=predictor.class_names,
         skipped=int((~keep).sum()),
         warnings=warnings,
-        rr=rr_features(native, recording.fs)[keep],
+        rr=rr,
     )
 
 

@@ -12,6 +12,7 @@ from ecgfusion.models import (  # noqa: F401  (imported to register the models)
     kachuee_cnn,
     late_fusion,
     multimodal,
+    rhythm_mlp,
 )
 from ecgfusion.models.base import EcgModel, ModelOutput, count_parameters
 from ecgfusion.models.io import load_model, read_model_file, save_model

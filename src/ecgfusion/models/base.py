@@ -47,12 +47,32 @@ class EcgModel(nn.Module):
         self.spec: dict | None = None
 
     def input_shapes(self) -> dict[str, tuple]:
-        """Named input shapes of one batch (B = batch), for the model table."""
+        """Named input shapes of one batch (B = batch): the keyword arguments of ``forward``."""
         return {"x": ("B", self.n_samples)}
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The names of ``forward``'s inputs: ("x",) for beats, ("rr",) for RR features, both
+        for a fusion with a rhythm branch. A batch is served as a dict of these keys."""
+        return tuple(self.input_shapes())
 
     def check_beats(self, x: Tensor) -> Tensor:
         """[B, n_samples] or [B, 1, n_samples] -> [B, n_samples]; anything else is a ShapeError."""
         return check_beats(x, self.n_samples, self.name)
+
+
+def model_inputs(model: nn.Module, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The named inputs ``model`` reads (:attr:`EcgModel.inputs`) out of a batch's, or a
+    ShapeError naming the missing one: ``model(**model_inputs(model, batch))``."""
+    names = getattr(model, "inputs", ("x",))
+    missing = [k for k in names if k not in inputs]
+    if missing:
+        raise ShapeError(
+            f"{getattr(model, 'name', type(model).__name__)} reads {', '.join(names)} but got "
+            f"{', '.join(inputs) or 'nothing'}; a rhythm model also needs each beat's RR "
+            "features (rr)"
+        )
+    return {k: inputs[k] for k in names}
 
 
 def check_beats(x: Tensor, n_samples: int, name: str) -> Tensor:

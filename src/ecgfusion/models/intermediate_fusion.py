@@ -1,4 +1,4 @@
-"""Intermediate fusion: both backbones' feature vectors projected to one width and merged."""
+"""Intermediate fusion: the branches' feature vectors projected to one width and merged."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ MODES = ("concat", "sum", "weighted_sum")
 
 @register_model("intermediate_fusion")
 class IntermediateFusion(FusionModel):
-    """H_TE -> Linear(., hidden), H_TFR -> Linear(., hidden); merged by ``mode``; Linear -> scores.
+    """H_TE -> Linear(., hidden), H_TFR -> Linear(., hidden) (and H_RR with ``rhythm``); merged
+    by ``mode``; Linear -> scores.
 
-    concat gives 2 * hidden features, sum and weighted_sum (two learnable scalars, init 0.5) give
-    hidden. The backbones' own score heads never reach the output here, so they are frozen even
-    with ``freeze=False`` (otherwise they would sit in the optimiser with no gradient).
+    concat gives N * hidden features for N branches, sum and weighted_sum (N learnable scalars,
+    init 0.5) give hidden. The branches' own score heads never reach the output here, so they
+    are frozen even with ``freeze=False`` (otherwise they would sit in the optimiser with no
+    gradient).
     """
 
     def __init__(
@@ -34,35 +36,53 @@ class IntermediateFusion(FusionModel):
         freeze: bool = True,
         mode: str = "concat",
         hidden: int = 64,
+        rhythm: bool = False,
+        backbone_rr: EcgModel | None = None,
+        backbone_rr_params: dict | None = None,
     ):
         if mode not in MODES:
             raise ConfigError(
                 f"intermediate_fusion: unknown mode {mode!r}; allowed: {', '.join(MODES)}"
             )
-        backbones = (backbone_1d, backbone_2d, backbone_1d_params, backbone_2d_params)
-        super().__init__(n_classes, n_samples, sampling_rate, *backbones, freeze)
+        modules = {
+            "backbone_1d": backbone_1d,
+            "backbone_2d": backbone_2d,
+            "backbone_rr": backbone_rr,
+        }
+        params = {
+            "backbone_1d": backbone_1d_params,
+            "backbone_2d": backbone_2d_params,
+            "backbone_rr": backbone_rr_params,
+        }
+        super().__init__(n_classes, n_samples, sampling_rate, modules, params, freeze, rhythm)
         self.mode = mode
-        for backbone in (self.backbone_1d, self.backbone_2d):
+        for backbone in self.branches:
             for name in backbone.score_head:
                 getattr(backbone, name).requires_grad_(False)
-        self.proj_1d = nn.Linear(self.backbone_1d.feature_dim, hidden)
-        self.proj_2d = nn.Linear(self.backbone_2d.feature_dim, hidden)
+        # proj_1d, proj_2d (and proj_rr): one projection per branch, named after it.
+        for key, backbone in zip(self.branch_keys, self.branches, strict=True):
+            setattr(self, _proj(key), nn.Linear(backbone.feature_dim, hidden))
+        n = len(self.branch_keys)
         if mode == "weighted_sum":
-            self.alpha = nn.Parameter(torch.full((2,), 0.5))
-        self.feature_dim = 2 * hidden if mode == "concat" else hidden
+            self.alpha = nn.Parameter(torch.full((n,), 0.5))
+        self.feature_dim = n * hidden if mode == "concat" else hidden
         self.head = nn.Linear(self.feature_dim, n_classes)
 
-    def fuse(self, out_1d: ModelOutput, out_2d: ModelOutput) -> ModelOutput:
-        self.check_outputs(out_1d, out_2d)
-        h1 = self.proj_1d(out_1d.features)
-        h2 = self.proj_2d(out_2d.features)
+    def fuse(self, *outputs: ModelOutput) -> ModelOutput:
+        self.check_outputs(*outputs)
+        keys = self.branch_keys
+        h = [getattr(self, _proj(k))(out.features) for k, out in zip(keys, outputs, strict=True)]
         if self.mode == "concat":
-            fused = torch.cat([h1, h2], dim=1)
+            fused = torch.cat(h, dim=1)
         elif self.mode == "sum":
-            fused = h1 + h2
+            fused = sum(h)
         else:
-            fused = self.alpha[0] * h1 + self.alpha[1] * h2
+            fused = sum(self.alpha[i] * hi for i, hi in enumerate(h))
         return ModelOutput(self.head(fused), fused)
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}, freeze={self.freeze}"
+        return f"mode={self.mode!r}, freeze={self.freeze}, rhythm={self.rhythm}"
+
+
+def _proj(branch_key: str) -> str:
+    return "proj_" + branch_key.removeprefix("backbone_")

@@ -1,4 +1,4 @@
-"""Late fusion: a learned per-class blend of the two backbones' scores."""
+"""Late fusion: a learned per-class blend of the branches' scores."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from ecgfusion.models.registry import register_model
 
 @register_model("late_fusion")
 class LateFusion(FusionModel):
-    """scores = w1 * O_TE + w2 * O_TFR with w1, w2 learnable vectors of size n_classes.
+    """scores = w1 * O_TE + w2 * O_TFR (+ w3 * O_RR with ``rhythm``), each w a learnable vector
+    of size n_classes.
 
-    Both weights start at ``weight_init`` (0.5: the plain average of the two backbones), so an
-    untrained head already scores like an ensemble. Features are both backbones' features
+    Every weight starts at ``weight_init`` (default 1 / number of branches: the plain average),
+    so an untrained head already scores like an ensemble. Features are the branches' features
     concatenated, for analysis only.
     """
 
@@ -29,15 +30,30 @@ class LateFusion(FusionModel):
         backbone_1d_params: dict | None = None,
         backbone_2d_params: dict | None = None,
         freeze: bool = True,
-        weight_init: float = 0.5,
+        weight_init: float | None = None,
+        rhythm: bool = False,
+        backbone_rr: EcgModel | None = None,
+        backbone_rr_params: dict | None = None,
     ):
-        backbones = (backbone_1d, backbone_2d, backbone_1d_params, backbone_2d_params)
-        super().__init__(n_classes, n_samples, sampling_rate, *backbones, freeze)
-        self.w1 = nn.Parameter(torch.full((n_classes,), float(weight_init)))
-        self.w2 = nn.Parameter(torch.full((n_classes,), float(weight_init)))
-        self.feature_dim = self.backbone_1d.feature_dim + self.backbone_2d.feature_dim
+        modules = {
+            "backbone_1d": backbone_1d,
+            "backbone_2d": backbone_2d,
+            "backbone_rr": backbone_rr,
+        }
+        params = {
+            "backbone_1d": backbone_1d_params,
+            "backbone_2d": backbone_2d_params,
+            "backbone_rr": backbone_rr_params,
+        }
+        super().__init__(n_classes, n_samples, sampling_rate, modules, params, freeze, rhythm)
+        n = len(self.branch_keys)
+        init = 1.0 / n if weight_init is None else float(weight_init)
+        # w1, w2 (and w3): the names the two-branch checkpoints have always used.
+        for i in range(1, n + 1):
+            setattr(self, f"w{i}", nn.Parameter(torch.full((n_classes,), init)))
+        self.feature_dim = sum(b.feature_dim for b in self.branches)
 
-    def fuse(self, out_1d: ModelOutput, out_2d: ModelOutput) -> ModelOutput:
-        self.check_outputs(out_1d, out_2d)
-        scores = self.w1 * out_1d.scores + self.w2 * out_2d.scores
-        return ModelOutput(scores, torch.cat([out_1d.features, out_2d.features], dim=1))
+    def fuse(self, *outputs: ModelOutput) -> ModelOutput:
+        self.check_outputs(*outputs)
+        scores = sum(getattr(self, f"w{i}") * out.scores for i, out in enumerate(outputs, 1))
+        return ModelOutput(scores, torch.cat([out.features for out in outputs], dim=1))

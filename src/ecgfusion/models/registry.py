@@ -113,7 +113,7 @@ def describe_model(name: str, **setting) -> ModelSummary:
     inputs = model.input_shapes()
     batch = {k: torch.zeros(2, *shape[1:]) for k, shape in inputs.items()}
     with torch.no_grad():
-        out = model(*batch.values())
+        out = model(**batch)
     internal = {}
     spectrogram = _find_spectrogram(model)
     if spectrogram is not None:

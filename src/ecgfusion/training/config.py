@@ -145,10 +145,12 @@ DataConfig = Annotated[
 
 
 class BackbonesConfig(_Strict):
-    """Run folders (or their model.pt files) of the two trained backbones of a fusion model."""
+    """Run folders (or their model.pt files) of the trained branches of a fusion model: the
+    1D and 2D backbones and, for a fusion with a rhythm branch, the rhythm model."""
 
     backbone_1d: str
     backbone_2d: str
+    backbone_rr: str | None = None
 
 
 class ModelConfig(_Strict):
@@ -162,7 +164,8 @@ class ModelConfig(_Strict):
     @field_validator("params")
     @classmethod
     def _no_reserved_params(cls, value: dict[str, Any]) -> dict[str, Any]:
-        reserved = {"n_samples", "sampling_rate", "backbone_1d", "backbone_2d"} & set(value)
+        reserved = {"n_samples", "sampling_rate", "backbone_1d", "backbone_2d", "backbone_rr"}
+        reserved &= set(value)
         if reserved:
             raise ValueError(
                 f"{', '.join(sorted(reserved))} come from the data or model.backbones, "

@@ -26,16 +26,23 @@ from ecgfusion.training.config import BeatDataConfig
 PARTS = ("train", "val", "test")
 
 
-class TensorBatches(Dataset):
-    """Indexed with a whole index tensor: ``ds[idx]`` is one batch."""
+#: A model's named inputs for a set of beats: {"x": beats} and, for a rhythm model, {"rr": ...}.
+Inputs = dict[str, Tensor]
 
-    def __init__(self, x: Tensor, y: Tensor):
+
+class TensorBatches(Dataset):
+    """Indexed with a whole index tensor: ``ds[idx]`` is one batch, ``(inputs, y)`` where
+    ``inputs`` is a tensor or a dict of named tensors (each indexed the same way)."""
+
+    def __init__(self, x: Tensor | Inputs, y: Tensor):
         self.x, self.y = x, y
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def __getitem__(self, index: Tensor) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: Tensor) -> tuple[Tensor | Inputs, Tensor]:
+        if isinstance(self.x, dict):
+            return {k: v[index] for k, v in self.x.items()}, self.y[index]
         return self.x[index], self.y[index]
 
 
@@ -79,7 +86,7 @@ class SliceSampler(Sampler[Tensor]):
 
 
 def batch_loader(
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor,
     batch_size: int,
     shuffle: bool,
@@ -183,8 +190,14 @@ class SizedDataModule(L.LightningDataModule):
         }
 
 
+#: The named inputs a beat set can serve: the samples, and the RR features where it has them.
+BEAT_INPUTS = ("x", "rr")
+
+
 class BeatDataModule(SizedDataModule):
-    """Train/val/test tensors of one split, in memory."""
+    """Train/val/test tensors of one split, in memory. A batch is ``(inputs, y)`` with
+    ``inputs`` a dict of named tensors: "x" the beats and, where the beats have them, "rr"
+    their RR features (a model reads the ones it names, :func:`model_inputs`)."""
 
     def __init__(
         self,
@@ -193,6 +206,7 @@ class BeatDataModule(SizedDataModule):
         eval_batch_size: int = 1024,
         seed: int = 0,
         balanced_sampler: bool = False,
+        inputs: tuple[str, ...] | None = None,
     ):
         super().__init__()
         self.prepared = prepared
@@ -201,26 +215,45 @@ class BeatDataModule(SizedDataModule):
         self.seed = seed
         self.balanced_sampler = balanced_sampler
         beats = prepared.beats
+        # By default every input the beats have; each model picks the ones it reads.
+        self.inputs = tuple(inputs or (BEAT_INPUTS if beats.rr is not None else ("x",)))
+        unknown = sorted(set(self.inputs) - set(BEAT_INPUTS))
+        if unknown:
+            raise DataError(f"beat models read {', '.join(BEAT_INPUTS)}, not {', '.join(unknown)}")
+        if "rr" in self.inputs and beats.rr is None:
+            raise DataError(
+                f"the {beats.dataset} ({beats.method}) beats carry no RR features, which a rhythm "
+                "model reads; use mitdb beats (data.dataset: mitdb), whose cache stores them"
+            )
+        columns = {"x": beats.signals, "rr": beats.rr}
         # Fancy indexing copies, so the tensors own writable memory (cache arrays are read-only).
-        self.tensors: dict[str, tuple[Tensor, Tensor]] = {
+        self.tensors: dict[str, tuple[Inputs, Tensor]] = {
             part: (
-                torch.from_numpy(np.asarray(beats.signals[idx], dtype=np.float32)),
+                {
+                    k: torch.from_numpy(np.asarray(columns[k][idx], dtype=np.float32))
+                    for k in self.inputs
+                },
                 torch.from_numpy(np.asarray(beats.labels[idx], dtype=np.int64)),
             )
             for part, idx in prepared.index.items()
         }
 
-    def with_inputs(self, inputs: dict[str, Tensor]) -> BeatDataModule:
-        """A copy serving ``inputs[part]`` (e.g. cached backbone outputs) instead of the beats
-        of those parts; labels, batch sizes and the seeded batch order stay the same."""
+    def with_inputs(self, inputs: dict[str, Tensor], name: str = "packed") -> BeatDataModule:
+        """A copy serving ``{name: inputs[part]}`` (e.g. cached backbone outputs) instead of the
+        beats of those parts; labels, batch sizes and the seeded batch order stay the same."""
         other = BeatDataModule(
-            self.prepared, self.batch_size, self.eval_batch_size, self.seed, self.balanced_sampler
+            self.prepared,
+            self.batch_size,
+            self.eval_batch_size,
+            self.seed,
+            self.balanced_sampler,
+            self.inputs,
         )
         for part, x in inputs.items():
             y = self.tensors[part][1]
             if len(x) != len(y):
                 raise ValueError(f"{part}: {len(x)} inputs for {len(y)} labels")
-            other.tensors[part] = (x, y)
+            other.tensors[part] = ({name: x}, y)
         return other
 
     @property

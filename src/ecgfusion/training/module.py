@@ -15,8 +15,10 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from ecgfusion.models.base import model_inputs
 from ecgfusion.training.augment import augment_beats
 from ecgfusion.training.config import AugmentConfig, OptimConfig
+from ecgfusion.training.datamodule import Inputs
 
 #: Key under which checkpoints remember which model they hold (checked before a resume).
 CKPT_MODEL_KEY = "ecgfusion_model"
@@ -61,9 +63,11 @@ class BeatClassifier(L.LightningModule):
     """Trains ``model`` with (class-weighted, label-smoothed) cross-entropy; logs loss, accuracy
     and macro-F1.
 
-    With ``cached_inputs`` the batches are a fusion model's packed backbone outputs
-    (``FusionModel.cache_backbone_outputs``) and only its head runs; checkpoints still hold the
-    whole model. ``augment`` changes raw training beats (never cached outputs, never validation).
+    A batch is ``(inputs, y)``, ``inputs`` a dict of named tensors of which the model reads
+    the ones it names (``model(**inputs)``). With ``cached_inputs`` it is
+    ``{"packed": a fusion model's backbone outputs}`` (``FusionModel.cache_backbone_outputs``)
+    and only its head runs; checkpoints still hold the whole model. ``augment`` changes raw
+    training beats "x" (never cached outputs, never RR features, never validation).
     """
 
     def __init__(
@@ -90,10 +94,11 @@ class BeatClassifier(L.LightningModule):
         self.train_metrics = _epoch_metrics(n_classes, "train_")
         self.val_metrics = _epoch_metrics(n_classes, "val_")
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, inputs: Inputs) -> Tensor:
+        """Scores of a batch's named inputs (cached: ``{"packed": backbone outputs}``)."""
         if self.cached_inputs:
-            return self.model.fuse_packed(x).scores
-        return self.model(x).scores
+            return self.model.fuse_packed(inputs["packed"]).scores
+        return self.model(**model_inputs(self.model, inputs)).scores
 
     def _loss(self, scores: Tensor, y: Tensor) -> Tensor:
         smoothing = self.label_smoothing if self.training else 0.0
@@ -101,11 +106,11 @@ class BeatClassifier(L.LightningModule):
             scores.float(), y, weight=self.class_weights, label_smoothing=smoothing
         )
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        if self.augment is not None and not self.cached_inputs:
-            x = augment_beats(x, self.augment)
-        scores = self(x)
+    def training_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> Tensor:
+        inputs, y = batch
+        if self.augment is not None and "x" in inputs:
+            inputs = {**inputs, "x": augment_beats(inputs["x"], self.augment)}
+        scores = self(inputs)
         loss = self._loss(scores, y)
         self.train_metrics.update(scores.detach(), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
@@ -123,9 +128,9 @@ class BeatClassifier(L.LightningModule):
         self.log_dict(self.train_metrics.compute())
         self.train_metrics.reset()
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, y = batch
-        scores = self(x)
+    def validation_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> None:
+        inputs, y = batch
+        scores = self(inputs)
         self.val_metrics.update(scores, y)
         self.log("val_loss", self._loss(scores, y), on_epoch=True, batch_size=len(y))
 

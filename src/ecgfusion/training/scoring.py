@@ -8,12 +8,27 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ecgfusion.models.base import model_inputs
+
 
 @torch.no_grad()
-def predict_scores(model: nn.Module, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
-    """Class scores [n, C] in float32 on the CPU, batch by batch, model in eval mode."""
+def predict_scores(
+    model: nn.Module, x: Tensor | dict[str, Tensor], batch_size: int, device: torch.device
+) -> Tensor:
+    """Class scores [n, C] in float32 on the CPU, batch by batch, model in eval mode.
+
+    ``x``: the beats, or a dict of named inputs of which the model reads the ones it names."""
+    named = model_inputs(model, x if isinstance(x, dict) else {"x": x})
+    n = len(next(iter(named.values())))
     model.eval().to(device)
-    return torch.cat([model(xb.to(device)).scores.float().cpu() for xb in x.split(batch_size)])
+    return torch.cat(
+        [
+            model(**{k: v[s : s + batch_size].to(device) for k, v in named.items()})
+            .scores.float()
+            .cpu()
+            for s in range(0, n, batch_size)
+        ]
+    )
 
 
 #: Largest difference of a recomputed metric (a rate) or count from the stored one that still

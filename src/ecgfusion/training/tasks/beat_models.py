@@ -33,12 +33,15 @@ def run_model_file(path: str | os.PathLike, key: str, fix: str) -> Path:
 
 
 def load_backbones(config: RunConfig, dm: BeatDataModule) -> dict[str, nn.Module]:
-    """The two trained backbones a fusion config names, checked against the data."""
+    """The trained branches a fusion config names (1D, 2D and, if given, the rhythm model),
+    checked against the data."""
     backbones = config.model.backbones
     if backbones is None:
         return {}
     out = {}
-    for key in ("backbone_1d", "backbone_2d"):
+    for key in ("backbone_1d", "backbone_2d", "backbone_rr"):
+        if getattr(backbones, key) is None:
+            continue
         file = run_model_file(
             getattr(backbones, key),
             f"model.backbones.{key}",
@@ -60,11 +63,20 @@ def check_model_section(config: RunConfig) -> None:
         raise ConfigError(
             f"model.backbones is only for fusion models; {config.model.name!r} has no backbones"
         )
-    if is_fusion and config.model.backbones is None and config.model.params.get("freeze", True):
+    frozen = config.model.params.get("freeze", True)
+    if is_fusion and config.model.backbones is None and frozen:
         raise ConfigError(
             f"model.backbones: {config.model.name!r} with frozen backbones needs the run folders "
             "of the trained backbone_1d and backbone_2d (or model.params.freeze: false to train "
             "fresh ones jointly)"
+        )
+    backbones = config.model.backbones
+    if is_fusion and frozen and config.model.params.get("rhythm") and (
+        backbones is None or backbones.backbone_rr is None
+    ):
+        raise ConfigError(
+            f"model.backbones.backbone_rr: {config.model.name!r} with a frozen rhythm branch "
+            "needs the run folder of a trained rhythm_mlp (or model.params.freeze: false)"
         )
 
 
@@ -75,6 +87,12 @@ def build_model(config: RunConfig, dm: BeatDataModule) -> nn.Module:
     their hyper-parameters decide the shapes the checkpoint must fit.
     """
     model = sized_model(config, dm, **load_backbones(config, dm))
+    missing = [k for k in getattr(model, "inputs", ("x",)) if k not in dm.inputs]
+    if missing:
+        raise DataError(
+            f"model {config.model.name!r} reads {', '.join(missing)}, which {dm.description} "
+            "do not carry; rhythm models need beats with RR features (data.dataset: mitdb)"
+        )
     if config.model.init_from is not None:
         warm_start(model, Path(config.model.init_from))
     return model
