@@ -234,3 +234,23 @@ def test_onnx_matches_torch_on_real_beats(tmp_path, mitdb_beats, name):
     got = onnx_probabilities(path, beats.numpy())
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() < 1e-4
+
+
+def test_onnx_of_a_rhythm_fusion_takes_beats_and_rr(tmp_path, mitdb_beats):
+    """A fusion with the rhythm branch exports with two inputs (beats, rr) that match torch."""
+    from ecgfusion.inference.export import export_checked, onnx_probabilities
+
+    torch.manual_seed(1)
+    model = create_model(
+        "intermediate_fusion", n_classes=5, n_samples=187, sampling_rate=125.0, rhythm=True,
+        backbone_1d_params=SMALL, backbone_2d_params={"filters": 4}, hidden=8,
+    ).eval()  # fmt: skip
+    path, diff = export_checked(model, tmp_path / "m.onnx")
+    assert diff < 1e-4
+    rows = slice(None, None, 997)
+    beats = torch.from_numpy(mitdb_beats.signals[rows][:100])
+    rr = torch.from_numpy(mitdb_beats.rr[rows][:100])
+    with torch.inference_mode():
+        expected = torch.softmax(model(beats, rr).scores, dim=1)
+    got = onnx_probabilities(path, beats.numpy(), rr.numpy())
+    assert (got - expected).abs().max().item() < 1e-4

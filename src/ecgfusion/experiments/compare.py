@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ecgfusion.errors import DataError
 from ecgfusion.evaluation.report import mean_of_known
+from ecgfusion.experiments.inter_patient import inter_patient_section
 from ecgfusion.experiments.published import ORIGINAL, REPRODUCTION
 from ecgfusion.experiments.stages import PROTOCOLS, STAGES
 from ecgfusion.experiments.tables import dig, markdown_table, mean_std, published_value
@@ -206,6 +207,10 @@ def comparison_page(preset_dir: Path) -> str | None:
         lines += ["## Target", ""] + target + [""]
     if clinical := _clinical(folders):
         lines += ["## MIT-BIH: SVEB and VEB, intra- vs inter-patient", ""] + clinical + [""]
+    if ("mitdb", "inter-patient") in folders:
+        section = inter_patient_section(folders[("mitdb", "inter-patient")])
+        lines += ["## MIT-BIH inter-patient per class, next to published methods", ""]
+        lines += section + [""]
     lines += ["## Frozen vs jointly trained backbones", ""] + _joint(folders) + [""]
     lines += ["## Runs", ""] + _runs(folders) + [""]
     return "\n".join(lines)

@@ -24,3 +24,18 @@ NOTES = {
     "ptbxl-beats": "original and reproduction: Kaggle PTB beat CSVs (PTB Diagnostic, not PTB-XL); "
     "ours: beats cut from PTB-XL ecg_id 1-1999, so the comparison is of the task, not the data",
 }
+
+#: Published MIT-BIH inter-patient results (de Chazal DS1 -> DS2), the anchors issue 15 names, in
+#: percent as published. Only the numbers the issue quotes are here; "–" elsewhere.
+INTER_PATIENT_ANCHORS: tuple[tuple[str, dict[str, float]], ...] = (
+    (
+        "de Chazal et al. 2004 (LDA, morphology + RR)",
+        {"S_se": 75.9, "S_ppv": 38.5, "V_se": 77.7, "V_ppv": 81.9},
+    ),
+    ("Mar et al. 2011", {"accuracy": 89.9}),
+    ("Mondéjar-Guerra et al. 2019 (SVM ensemble, RR + morphology)", {"accuracy": 94.5}),
+    ("Niu et al. 2020", {"accuracy": 96.4, "S_f1": 76.6, "V_f1": 89.7}),
+)
+
+#: Issue 15's targets for DS2 at beat level (mean over seeds), in percent.
+INTER_PATIENT_TARGETS = {"accuracy": 95.0, "V_se": 92.0, "V_ppv": 92.0, "S_se": 80.0, "S_ppv": 60.0}

@@ -22,15 +22,31 @@ OPSET = 18
 PARITY_TOLERANCE = 1e-4  # largest |onnxruntime - torch| probability an export may differ by
 
 
+#: ONNX input names of the model inputs (``EcgModel.inputs``): beats, and rr with a rhythm branch.
+ONNX_NAMES = {"x": "beats", "rr": "rr"}
+
+
 class Probabilities(nn.Module):
-    """beats [B, n_samples] -> class probabilities [B, n_classes]: what a deployment needs."""
+    """beats [B, n_samples] (and rr [B, 8] for a model with a rhythm branch) -> class
+    probabilities [B, n_classes]: what a deployment needs."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        self.inputs = tuple(getattr(model, "inputs", ("x",)))
 
-    def forward(self, beats: Tensor) -> Tensor:
-        return torch.softmax(self.model(beats).scores, dim=1)
+    def forward(self, beats: Tensor, rr: Tensor | None = None) -> Tensor:
+        named = {"x": beats, "rr": rr}
+        return torch.softmax(self.model(**{k: named[k] for k in self.inputs}).scores, dim=1)
+
+
+def example_inputs(model: nn.Module, n: int) -> tuple[Tensor, ...]:
+    """Random inputs of ``n`` beats in ``model.inputs`` order (RR features around 1 s)."""
+    from ecgfusion.features.rr import N_RR_FEATURES
+
+    shapes = {"x": (n, model.n_samples), "rr": (n, N_RR_FEATURES)}
+    names = getattr(model, "inputs", ("x",))
+    return tuple(torch.rand(*shapes[k]) + (0.5 if k == "rr" else 0.0) for k in names)
 
 
 def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
@@ -66,10 +82,11 @@ def export_checked(
 
 def parity_error(model: nn.Module, onnx_path: str | Path, n_beats: int = 64) -> float:
     """Largest |onnxruntime - torch| class probability on ``n_beats`` random beats."""
-    beats = torch.rand(n_beats, model.n_samples)
+    inputs = example_inputs(model, n_beats)
     with torch.inference_mode():
-        expected = torch.softmax(model(beats).scores, dim=1)
-    return (onnx_probabilities(onnx_path, beats.numpy()) - expected).abs().max().item()
+        expected = Probabilities(model).eval()(*inputs)
+    got = onnx_probabilities(onnx_path, *(t.numpy() for t in inputs))
+    return (got - expected).abs().max().item()
 
 
 def _export(model: nn.Module, path: Path, opset: int, check) -> Path:
@@ -81,13 +98,8 @@ def _export(model: nn.Module, path: Path, opset: int, check) -> Path:
         ) from None
     if not hasattr(model, "n_samples") or getattr(model, "name", "") == "multimodal":
         raise DataError("only beat models (1D, 2D, fusions) can be exported to ONNX for now")
-    if tuple(getattr(model, "inputs", ("x",))) != ("x",):
-        raise DataError(
-            f"{model.name} reads RR features besides the beats; ONNX export takes models whose "
-            "only input is the beat (1D, 2D, fusions without a rhythm branch) for now"
-        )
     wrapper = Probabilities(model).eval()
-    example = torch.rand(2, model.n_samples)
+    example = example_inputs(model, 2)
     batch = torch.export.Dim("batch")
     # The temporary replaces ``path`` only when the block (export and check) succeeds.
     with atomic_path(path) as tmp:
@@ -95,10 +107,10 @@ def _export(model: nn.Module, path: Path, opset: int, check) -> Path:
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 wrapper,
-                (example,),
-                input_names=["beats"],
+                example,
+                input_names=[ONNX_NAMES[k] for k in wrapper.inputs],
                 output_names=["probs"],
-                dynamic_shapes=({0: batch},),
+                dynamic_shapes={ONNX_NAMES[k]: {0: batch} for k in wrapper.inputs},
                 opset_version=opset,
                 dynamo=True,
                 external_data=False,
@@ -122,11 +134,15 @@ def _quiet():
         logger.setLevel(level)
 
 
-def onnx_probabilities(path: str | Path, beats) -> torch.Tensor:
-    """Run an exported model with onnxruntime (used by the parity test and `export --check`)."""
+def onnx_probabilities(path: str | Path, beats, rr=None) -> torch.Tensor:
+    """Run an exported model with onnxruntime (used by the parity test and `export --check`);
+    ``rr``: the beats' RR features, for a model exported with a rhythm branch."""
     import numpy as np
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = session.run(None, {"beats": np.asarray(beats, dtype=np.float32)})[0]
+    feed = {"beats": np.asarray(beats, dtype=np.float32)}
+    if rr is not None:
+        feed["rr"] = np.asarray(rr, dtype=np.float32)
+    out = session.run(None, feed)[0]
     return torch.from_numpy(out)

@@ -256,8 +256,9 @@ class FusionModel(EcgModel):
                     f"and features [batch, {backbone.feature_dim}], got scores "
                     f"{tuple(out.scores.shape)} and features {tuple(out.features.shape)}"
                 )
-        sizes = {out.scores.shape[0] for out in outputs}
-        if len(sizes) > 1:
+        # pairwise, not a set: under torch.export the batch size is a symbol, not hashable
+        first = outputs[0].scores.shape[0]
+        if any(out.scores.shape[0] != first for out in outputs[1:]):
             raise ShapeError(
                 f"{self.name}.fuse: the branch outputs have different batch sizes "
                 f"({', '.join(str(out.scores.shape[0]) for out in outputs)})"
