@@ -110,6 +110,7 @@ class ScoresFromMeta(nn.Module):
     """Stand-in model whose probabilities are the first metadata columns."""
 
     n_classes = 5
+    inputs = ("x", "meta")
 
     def forward(self, x, meta):
         return ModelOutput(torch.logit(meta[:, :5].double()).float(), meta)

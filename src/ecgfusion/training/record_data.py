@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from ecgfusion.data.ptbxl import PtbxlRecords, prepare_ptbxl_records
 from ecgfusion.errors import ConfigError, DataError
 from ecgfusion.training.config import RunConfig
-from ecgfusion.training.datamodule import SizedDataModule, SliceSampler, class_weights
+from ecgfusion.training.datamodule import Inputs, SizedDataModule, batch_loader, class_weights
 
 TASKS = ("binary", "superclasses")
 BINARY_CLASSES = ("normal", "abnormal")
@@ -47,19 +47,6 @@ def subset_note(records: PtbxlRecords) -> str:
 
 
 # --------------------------------------------------------------------------- data
-
-
-class RecordBatches(Dataset):
-    """Indexed with a whole index tensor: ``ds[idx]`` is one batch (x, meta, y)."""
-
-    def __init__(self, *tensors: Tensor):
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(self.tensors[0])
-
-    def __getitem__(self, index: Tensor) -> tuple[Tensor, ...]:
-        return tuple(t[index] for t in self.tensors)
 
 
 def load_config_records(config: RunConfig) -> PtbxlRecords:
@@ -101,10 +88,18 @@ class RecordDataModule(SizedDataModule):
                     "more records (data.records) or none to take all"
                 )
         y = records.binary if task == "binary" else records.targets
-        self.tensors: dict[str, tuple[Tensor, Tensor, Tensor]] = {
+        # (named inputs, y) per part, as beat batches are: the model reads x, and meta when it
+        # has a metadata branch (models.base.model_inputs).
+        self.tensors: dict[str, tuple[Inputs, Tensor]] = {
             part: (
-                torch.from_numpy(np.ascontiguousarray(records.signal[idx], dtype=np.float32)),
-                torch.from_numpy(np.ascontiguousarray(records.metadata[idx], dtype=np.float32)),
+                {
+                    "x": torch.from_numpy(
+                        np.ascontiguousarray(records.signal[idx], dtype=np.float32)
+                    ),
+                    "meta": torch.from_numpy(
+                        np.ascontiguousarray(records.metadata[idx], dtype=np.float32)
+                    ),
+                },
                 torch.from_numpy(np.asarray(y[idx])),
             )
             for part, idx in self.index.items()
@@ -147,35 +142,29 @@ class RecordDataModule(SizedDataModule):
 
     def targets(self, part: str) -> Tensor:
         """{0, 1} targets [n, columns] matching :func:`probabilities` (binary: P(abnormal))."""
-        y = self.tensors[part][2]
+        y = self.tensors[part][1]
         return y[:, None].double() if self.binary else y.double()
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """Records per class and part (multi-label: a record counts in each of its classes)."""
         out = {}
         for part in self.tensors:
-            y = self.tensors[part][2]
+            y = self.tensors[part][1]
             counts = torch.bincount(y, minlength=2) if self.binary else y.sum(dim=0)
             out[part] = {c: int(v) for c, v in zip(self.class_names, counts, strict=True)}
         return out
 
     def loss_weights(self) -> Tensor:
         """Binary: inverse-frequency class weights; multi-label: BCE pos_weight = neg / pos."""
-        y = self.tensors["train"][2]
+        y = self.tensors["train"][1]
         if self.binary:
             return class_weights(y.numpy(), 2)
         pos = y.sum(dim=0)
         return torch.where(pos > 0, (len(y) - pos) / pos.clamp(min=1), torch.zeros_like(pos))
 
     def _loader(self, part: str, batch_size: int, shuffle: bool) -> DataLoader:
-        tensors = self.tensors[part]
-        # batch_size=None: each sampler item is already a batch (an index tensor).
-        return DataLoader(
-            RecordBatches(*tensors),
-            sampler=SliceSampler(len(tensors[0]), batch_size, shuffle, self.seed),
-            batch_size=None,
-            num_workers=0,
-        )
+        inputs, y = self.tensors[part]
+        return batch_loader(inputs, y, batch_size, shuffle, self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

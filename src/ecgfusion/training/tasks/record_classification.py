@@ -25,6 +25,7 @@ from ecgfusion.evaluation.multilabel import (
 )
 from ecgfusion.evaluation.report import write_summary
 from ecgfusion.training.config import OptimConfig, RunConfig
+from ecgfusion.training.datamodule import Inputs
 from ecgfusion.training.fit import device, device_name
 from ecgfusion.training.module import BeatClassifier
 from ecgfusion.training.record_data import (
@@ -36,13 +37,15 @@ from ecgfusion.training.record_data import (
     probabilities,
     subset_note,
 )
+from ecgfusion.training.scoring import predict_scores
 from ecgfusion.training.tasks.base import Task
 
 RECORD_MODELS = ("multimodal",)
 
 
 class RecordClassifier(BeatClassifier):
-    """BeatClassifier (optimiser, schedules, checkpoint tag) for (x, meta) batches and two tasks.
+    """BeatClassifier (optimiser, schedules, checkpoint tag, ``model(**inputs)``) for record
+    batches ({"x", "meta"}, y) and two tasks.
 
     Binary: class-weighted cross-entropy over 2 logits. Superclasses: BCE with logits with
     ``pos_weight`` (held in the ``class_weights`` buffer). Logged per epoch: train/val loss,
@@ -74,9 +77,6 @@ class RecordClassifier(BeatClassifier):
         self._val_scores: list[Tensor] = []
         self._val_targets: list[Tensor] = []
 
-    def forward(self, x: Tensor, meta: Tensor | None = None) -> Tensor:
-        return self.model(x, meta).scores
-
     def _loss(self, scores: Tensor, y: Tensor) -> Tensor:
         if self.binary:
             return super()._loss(scores, y)
@@ -84,17 +84,17 @@ class RecordClassifier(BeatClassifier):
             scores.float(), y.float(), pos_weight=self.class_weights
         )
 
-    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        x, meta, y = batch
-        scores = self(x, meta)
+    def training_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> Tensor:
+        inputs, y = batch
+        scores = self(inputs)
         loss = self._loss(scores, y)
         self.train_metrics.update(scores.detach(), y if self.binary else y.long())
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        x, meta, y = batch
-        scores = self(x, meta)
+    def validation_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> None:
+        inputs, y = batch
+        scores = self(inputs)
         self._val_scores.append(scores.detach().float().cpu())
         self._val_targets.append(y.cpu())
         self.log("val_loss", self._loss(scores, y), on_epoch=True, batch_size=len(y))
@@ -160,13 +160,8 @@ def predict_probabilities(
     model: nn.Module, dm: RecordDataModule, part: str, batch_size: int, device: torch.device
 ) -> Tensor:
     """Probabilities [n, columns] of one part (binary: P(abnormal)), model in eval mode."""
-    model.eval().to(device)
-    x, meta, _ = dm.tensors[part]
-    scores = [
-        model(xb.to(device), mb.to(device)).scores.float().cpu()
-        for xb, mb in zip(x.split(batch_size), meta.split(batch_size), strict=True)
-    ]
-    return probabilities(torch.cat(scores), dm.binary)
+    inputs, _ = dm.tensors[part]
+    return probabilities(predict_scores(model, inputs, batch_size, device), dm.binary)
 
 
 def score_records(
