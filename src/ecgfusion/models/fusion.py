@@ -44,12 +44,16 @@ class FusionModel(EcgModel):
         n_classes: int,
         n_samples: int,
         sampling_rate: float,
-        modules: dict[str, EcgModel | None],
-        params: dict[str, dict | None],
+        modules: tuple[EcgModel | None, ...],
+        params: tuple[dict | None, ...],
         freeze: bool,
         rhythm: bool = False,
     ):
+        """``modules`` / ``params``: a trained module or the hyper-parameters of a fresh one for
+        each branch, in :data:`BRANCHES` order."""
         super().__init__(n_classes, n_samples, sampling_rate)
+        modules = dict(zip(BRANCHES, modules, strict=True))
+        params = dict(zip(BRANCHES, params, strict=True))
         self.freeze = bool(freeze)
         self.last_cache_hit = False  # set by cache_backbone_outputs
         self.rhythm = bool(

@@ -44,16 +44,8 @@ class IntermediateFusion(FusionModel):
             raise ConfigError(
                 f"intermediate_fusion: unknown mode {mode!r}; allowed: {', '.join(MODES)}"
             )
-        modules = {
-            "backbone_1d": backbone_1d,
-            "backbone_2d": backbone_2d,
-            "backbone_rr": backbone_rr,
-        }
-        params = {
-            "backbone_1d": backbone_1d_params,
-            "backbone_2d": backbone_2d_params,
-            "backbone_rr": backbone_rr_params,
-        }
+        modules = (backbone_1d, backbone_2d, backbone_rr)  # in BRANCHES order
+        params = (backbone_1d_params, backbone_2d_params, backbone_rr_params)
         super().__init__(n_classes, n_samples, sampling_rate, modules, params, freeze, rhythm)
         self.mode = mode
         for backbone in self.branches:

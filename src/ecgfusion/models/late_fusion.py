@@ -35,16 +35,8 @@ class LateFusion(FusionModel):
         backbone_rr: EcgModel | None = None,
         backbone_rr_params: dict | None = None,
     ):
-        modules = {
-            "backbone_1d": backbone_1d,
-            "backbone_2d": backbone_2d,
-            "backbone_rr": backbone_rr,
-        }
-        params = {
-            "backbone_1d": backbone_1d_params,
-            "backbone_2d": backbone_2d_params,
-            "backbone_rr": backbone_rr_params,
-        }
+        modules = (backbone_1d, backbone_2d, backbone_rr)  # in BRANCHES order
+        params = (backbone_1d_params, backbone_2d_params, backbone_rr_params)
         super().__init__(n_classes, n_samples, sampling_rate, modules, params, freeze, rhythm)
         n = len(self.branch_keys)
         init = 1.0 / n if weight_init is None else float(weight_init)
