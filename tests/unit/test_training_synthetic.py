@@ -129,6 +129,12 @@ def test_a_fusion_trains_on_its_backbones(beats, tmp_path):
     three = train(config, tmp_path / "fusion3", data=beats)
     assert three["metrics"]["n"] == b1d["metrics"]["n"]
     assert evaluate(tmp_path / "fusion3", data=beats)["reproduced"] is True
+    # Shipped, its config names no backbone folders (model.pt holds them): it still evaluates.
+    from ecgfusion.experiments.publish import publish_pretrained
+
+    shipped = publish_pretrained(tmp_path / "fusion3", "f3", "cpu", "cmd", dest=tmp_path / "pre")
+    assert "backbones: null" in (shipped / "config.yaml").read_text()
+    assert evaluate(shipped, data=beats)["reproduced"] is True
 
 
 def record_config(task: str, epochs: int = 1, seeds: list[int] | None = None):

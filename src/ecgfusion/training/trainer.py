@@ -197,7 +197,7 @@ def evaluate(run_dir: str | os.PathLike, data: Any = None) -> dict[str, Any]:
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     task = task_for(config)
-    task.check(config)
+    task.check(config, training=False)
     if config.seeds:
         data = data if data is not None else task.load_data(config)
         return {"runs": {s: evaluate(seed_dir(run_dir, s), data) for s in config.seeds}}

@@ -21,8 +21,10 @@ class Task(abc.ABC):
     multi-label). Every method takes the run config; ``dm`` is what :meth:`datamodule` built."""
 
     @abc.abstractmethod
-    def check(self, config: RunConfig) -> None:
-        """Refuse what can be judged without data (runs before anything is loaded)."""
+    def check(self, config: RunConfig, training: bool = True) -> None:
+        """Refuse what can be judged without data (runs before anything is loaded).
+        ``training=False``: the config of a saved model about to be scored (its model.pt holds
+        everything it was built from, e.g. a fusion's backbones)."""
 
     @abc.abstractmethod
     def load_data(self, config: RunConfig) -> Any:

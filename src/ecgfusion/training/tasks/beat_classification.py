@@ -111,8 +111,8 @@ def _data_section(config: RunConfig, dm: BeatDataModule) -> dict[str, Any]:
 class BeatTask(Task):
     """Single-lead beats of a beat dataset (mitdb, ptbdb, ptbxl-beats, ...), 1D/2D/fusion models."""
 
-    def check(self, config: RunConfig) -> None:
-        beat_models.check_model_section(config)
+    def check(self, config: RunConfig, training: bool = True) -> None:
+        beat_models.check_model_section(config, training)
 
     def load_data(self, config: RunConfig) -> BeatSet:
         return load_config_beats(config.data)

@@ -53,8 +53,9 @@ def load_backbones(config: RunConfig, dm: BeatDataModule) -> dict[str, nn.Module
     return out
 
 
-def check_model_section(config: RunConfig) -> None:
-    """What can be judged about model.* without data: run before anything is loaded."""
+def check_model_section(config: RunConfig, training: bool = True) -> None:
+    """What can be judged about model.* without data: run before anything is loaded. A saved
+    fusion (``training=False``) needs no backbone folders: its model.pt holds them."""
     from ecgfusion.models.fusion import FusionModel
     from ecgfusion.models.registry import model_class
 
@@ -63,7 +64,7 @@ def check_model_section(config: RunConfig) -> None:
         raise ConfigError(
             f"model.backbones is only for fusion models; {config.model.name!r} has no backbones"
         )
-    frozen = config.model.params.get("freeze", True)
+    frozen = config.model.params.get("freeze", True) and training
     if is_fusion and config.model.backbones is None and frozen:
         raise ConfigError(
             f"model.backbones: {config.model.name!r} with frozen backbones needs the run folders "

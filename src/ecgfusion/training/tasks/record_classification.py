@@ -217,7 +217,7 @@ def record_headline_values(metrics: dict[str, Any]) -> dict[str, float | None]:
 class RecordTask(Task):
     """PTB-XL records (data.dataset: ptbxl) with data.task binary or superclasses."""
 
-    def check(self, config: RunConfig) -> None:
+    def check(self, config: RunConfig, training: bool = True) -> None:
         check_record_config(config)
 
     def load_data(self, config: RunConfig) -> PtbxlRecords:
