@@ -10,6 +10,7 @@ import torch
 from ecgfusion.experiments import publish
 from ecgfusion.inference import loading
 from ecgfusion.models import create_model, save_model
+from ecgfusion.models.base import model_inputs
 from ecgfusion.training.config import load_config, save_config
 
 pytestmark = pytest.mark.acceptance
@@ -77,7 +78,8 @@ def test_every_shipped_model_loads_and_its_card_matches_its_metrics(name, mitdb_
         assert value == stored[key]
     predictor = loading.load_predictor(pretrained=name)
     # PTB-XL beats have the same 187-sample form, so MIT-BIH beats exercise every model
-    beats = torch.from_numpy(mitdb_beats.signals[:32])
-    with torch.inference_mode():
-        scores = predictor.model.eval()(beats).scores
+    x, rr = mitdb_beats.signals[:32], mitdb_beats.rr[:32]
+    batch = {"x": torch.from_numpy(x), "rr": torch.from_numpy(rr)}
+    with torch.inference_mode():  # a model with a rhythm branch reads the beats' RR features too
+        scores = predictor.model.eval()(**model_inputs(predictor.model, batch)).scores
     assert scores.shape == (32, len(card["class_names"])) and torch.isfinite(scores).all()
