@@ -39,7 +39,9 @@ def load_backbones(config: RunConfig, dm: BeatDataModule) -> dict[str, nn.Module
     if backbones is None:
         return {}
     out = {}
-    for key in ("backbone_1d", "backbone_2d", "backbone_rr"):
+    from ecgfusion.models.fusion import BRANCHES
+
+    for key in BRANCHES:  # the fusion's own branch order
         if getattr(backbones, key) is None:
             continue
         file = run_model_file(
